@@ -1,0 +1,1 @@
+"""mlesim: Monte Carlo simulation studies of estimators."""

@@ -1,0 +1,318 @@
+"""Estimators, batched over replicates, in the scikit-learn manner.
+
+Every estimator takes a chunk of data sets ``x`` of shape (R, n) — replicate axis
+first — and after :meth:`Estimator.fit` holds
+
+- ``params_`` : (R, k) estimates of the parameters named in ``param_names_``;
+- ``se_`` : (R, k) standard errors (NaN where the estimator has none);
+- ``converged_`` : (R,) bool, False where the fit failed (non-finite estimate);
+- ``n_iter_`` : (R,) iterations used (0 for closed forms).
+
+Hyper-parameters are stored in ``__init__`` and checked by :meth:`Estimator.validate`,
+which raises :class:`~mlesim.errors.ConfigError` naming the key. ``make_estimator``
+builds one from a configuration spec ``{kind: ..., **options}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlesim.errors import ConfigError
+from mlesim.families import Family
+from mlesim.families.base import fixed_mask
+from mlesim.priors import conjugate_map
+
+
+def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) -> np.ndarray:
+    """Standard errors from the expected information, sqrt(diag((n I(θ̂))⁻¹)).
+
+    Parameters
+    ----------
+    theta : (R, p) estimates; ``free`` : (p,) bool mask of estimated parameters.
+
+    Returns
+    -------
+    (R, k) with k = free.sum(): inverse of the free block of n·I(θ̂) (Cramér–Rao;
+    Casella & Berger 2002, Thm 10.1.12). Infinite information gives SE 0 (a boundary
+    estimate such as p̂ = 0), singular or NaN information gives NaN.
+    """
+    info = n * family.fisher(theta)[:, free][:, :, free]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if info.shape[-1] == 1:
+            var = 1.0 / info[:, :, 0]
+        else:
+            var = np.full(info.shape[:-1], np.nan)
+            ok = np.all(np.isfinite(info), axis=(1, 2))
+            if ok.any():
+                inv = np.linalg.pinv(info[ok])
+                var[ok] = np.diagonal(inv, axis1=1, axis2=2)
+        return np.sqrt(var)
+
+
+class Estimator:
+    """Base class; subclasses implement :meth:`_fit` and declare ``kind``."""
+
+    kind: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: Family, label: str = "", **options: Any):
+        self.model = model
+        self.label = label or self.kind
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            allowed = ", ".join(("kind",) + self.options)
+            raise ConfigError(f"{self.key}.{unknown[0]}", f"unknown option; allowed: {allowed}")
+        for name in self.options:
+            setattr(self, name, options.get(name))
+        self.validate()
+
+    @property
+    def key(self) -> str:
+        """Configuration key of this estimator, for error messages."""
+        return f"estimators.{self.label}"
+
+    def validate(self) -> None:
+        """Check hyper-parameters against the model; raise ConfigError."""
+
+    @property
+    def param_names_(self) -> tuple[str, ...]:
+        return self.model.params
+
+    def fit(self, x: np.ndarray) -> Estimator:
+        """Fit every row of ``x`` (R, n); see the module docstring for attributes."""
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (R, n), got {x.shape}")
+        est, se, n_iter = self._fit(x)
+        with np.errstate(invalid="ignore"):
+            converged = np.all(np.isfinite(est), axis=1)
+        self.params_, self.se_, self.n_iter_ = est, se, n_iter
+        self.converged_ = converged if not hasattr(self, "_conv") else converged & self._conv
+        return self
+
+    def _fit(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.options if getattr(self, k))
+        return f"{type(self).__name__}({self.model.name}{', ' if opts else ''}{opts})"
+
+
+class MLE(Estimator):
+    """Maximum likelihood; SE from the expected Fisher information at θ̂.
+
+    Options: ``fixed`` — mapping of parameters held at given values.
+    """
+
+    kind = "mle"
+    options = ("fixed",)
+
+    def validate(self):
+        fixed = dict(self.fixed or {})
+        for name, value in fixed.items():
+            key = f"{self.key}.fixed.{name}"
+            if name not in self.model.params:
+                allowed = ", ".join(self.model.params)
+                raise ConfigError(key, f"not a parameter of {self.model.name}; allowed: {allowed}")
+            domain = self.model.domains[name]
+            if not domain.contains(value):
+                raise ConfigError(key, f"must be {domain.describe()}, got {value!r}")
+        if len(fixed) == self.model.p:
+            raise ConfigError(f"{self.key}.fixed", "at least one parameter must stay free")
+        self.fixed = {k: float(v) for k, v in fixed.items()}
+
+    @property
+    def param_names_(self):
+        return tuple(n for n in self.model.params if n not in (self.fixed or {}))
+
+    def _fit(self, x):
+        res = self.model.mle(x, self.fixed or None)
+        free = fixed_mask(self.model, self.fixed)
+        se = information_se(self.model, res.theta, x.shape[1], free)
+        self._conv = res.converged
+        return res.theta[:, free], se, res.n_iter
+
+
+class MAP(Estimator):
+    """Maximum a posteriori with conjugate priors (see :mod:`mlesim.priors`).
+
+    Options: ``prior`` — mapping parameter → prior spec. Parameters without a prior
+    get a flat one. SE from the curvature of the log-posterior at the mode,
+    sqrt(1 / (n I(θ̂) − d² log π(θ̂))) per parameter.
+    """
+
+    kind = "map"
+    options = ("prior",)
+
+    def validate(self):
+        from mlesim.priors import check_prior
+
+        self.prior = check_prior(self.model, dict(self.prior or {}), f"{self.key}.prior")
+
+    def _fit(self, x):
+        est, se, n_iter = conjugate_map(self.model, x, self.prior)
+        return est, se, n_iter
+
+
+class UnbiasedVariance(Estimator):
+    """Sample variance s² = Σ(x − x̄)² / (n − 1); SE sqrt(2 s⁴ / (n − 1)) (normal theory).
+
+    At n = 1 it is 0/0: the replicate is reported as failed.
+    """
+
+    kind = "unbiased_variance"
+
+    def validate(self):
+        if self.model.variance is None:
+            raise ConfigError(
+                f"{self.key}.kind",
+                f"unbiased_variance needs a model with a variance parameter (normal), "
+                f"not {self.model.name}",
+            )
+
+    @property
+    def param_names_(self):
+        return (self.model.variance,)
+
+    def _fit(self, x):
+        n = x.shape[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s2 = x.var(axis=1, ddof=1) if n > 1 else np.full(x.shape[0], np.nan)
+            se = np.sqrt(2.0 * s2**2 / (n - 1)) if n > 1 else np.full(x.shape[0], np.nan)
+        return s2[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
+
+
+class Mean(Estimator):
+    """Sample mean x̄ of the parameter the mean estimates; SE s / √n."""
+
+    kind = "mean"
+
+    def validate(self):
+        if self.model.location is None:
+            raise ConfigError(
+                f"{self.key}.kind",
+                f"the mean estimates no parameter of {self.model.name}; use it with "
+                "normal, bernoulli, poisson (or a location family)",
+            )
+
+    @property
+    def param_names_(self):
+        return (self.model.location,)
+
+    def _fit(self, x):
+        n = x.shape[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = x.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(x.shape[0], np.nan)
+        return x.mean(axis=1)[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
+
+
+class Median(Estimator):
+    """Sample median of a symmetric family's centre.
+
+    SE from its asymptotic variance 1 / (4 n f(m)²) (Serfling 1980, §2.3.3), with the
+    density f of the model fitted by maximum likelihood evaluated at the median.
+    """
+
+    kind = "median"
+
+    def validate(self):
+        if self.model.center is None:
+            raise ConfigError(
+                f"{self.key}.kind",
+                f"the median needs a symmetric location family, not {self.model.name}",
+            )
+
+    @property
+    def param_names_(self):
+        return (self.model.center,)
+
+    def _fit(self, x):
+        med = np.median(x, axis=1)
+        theta = self.model.mle(x).theta
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            dens = np.exp(self.model.logpdf(med[:, None], theta))[:, 0]
+            se = 1.0 / (2.0 * dens * np.sqrt(x.shape[1]))
+        return med[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
+
+
+class Moments(Estimator):
+    """Method of moments: match the first p moments (x̄, then the /n variance).
+
+    SE by the sandwich for the moment equations ψ(x, θ) = g(x) − m(θ):
+    Var θ̂ ≈ A⁻¹ B A⁻ᵀ / n with A = ∂m/∂θ and B = Cov g(X) (Hansen 1982; Newey &
+    McFadden 1994, Thm 3.4), B estimated from each data set.
+    """
+
+    kind = "moments"
+
+    def validate(self):
+        if not hasattr(self.model, "moments_estimate"):
+            raise ConfigError(f"{self.key}.kind", f"no moment estimator for {self.model.name}")
+
+    def _fit(self, x):
+        theta = self.model.moments_estimate(x)
+        return theta, moment_sandwich_se(self.model, x, theta), np.zeros(x.shape[0], dtype=int)
+
+
+def moment_sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Sandwich SE of a method-of-moments fit; shapes x (R, n), theta (R, p) → (R, p)."""
+    r, n = x.shape
+    p = family.p
+    powers = np.arange(1, p + 1)
+    g = x[:, :, None] ** powers  # (R, n, p): x, x², ...
+    gc = g - g.mean(axis=1, keepdims=True)
+    b = np.einsum("rni,rnj->rij", gc, gc) / n
+    jac = np.empty((r, p, p))
+    for j in range(p):  # loop over parameters, not replicates
+        h = 1e-6 * np.maximum(np.abs(theta[:, j]), 1e-3)
+        up, dn = theta.copy(), theta.copy()
+        up[:, j] += h
+        dn[:, j] -= h
+        jac[:, :, j] = (_raw_moments(family, up, p) - _raw_moments(family, dn, p)) / (
+            2 * h[:, None]
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.all(np.isfinite(jac), axis=(1, 2)) & (
+            np.abs(np.linalg.det(np.where(np.isfinite(jac), jac, 0.0))) > 0
+        )
+        var = np.full((r, p), np.nan)
+        if ok.any():
+            ainv = np.linalg.inv(jac[ok])
+            cov = ainv @ b[ok] @ np.swapaxes(ainv, 1, 2) / n
+            var[ok] = np.diagonal(cov, axis1=1, axis2=2)
+        return np.sqrt(var)
+
+
+def _raw_moments(family: Family, theta: np.ndarray, p: int) -> np.ndarray:
+    """E[X], E[X²], … up to order p (p ≤ 2), shape (R, p)."""
+    mean, var = family.mean_var(theta)
+    cols = [mean, var + mean**2][:p]
+    return np.stack(cols, axis=-1)
+
+
+ESTIMATORS: dict[str, type[Estimator]] = {
+    cls.kind: cls for cls in (MLE, MAP, UnbiasedVariance, Mean, Median, Moments)
+}
+
+
+def make_estimator(label: str, spec: Mapping[str, Any], model: Family) -> Estimator:
+    """Build the estimator described by ``spec = {kind: ..., **options}``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown or missing kind, unknown option, or an option the model cannot take.
+    """
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"estimators.{label}", "must be a mapping with a 'kind' key")
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    allowed = ", ".join(sorted(ESTIMATORS))
+    if kind is None:
+        raise ConfigError(f"estimators.{label}.kind", f"missing; allowed: {allowed}")
+    if kind not in ESTIMATORS:
+        raise ConfigError(f"estimators.{label}.kind", f"unknown kind {kind!r}; allowed: {allowed}")
+    return ESTIMATORS[kind](model, label=label, **spec)

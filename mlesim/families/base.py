@@ -1,0 +1,198 @@
+"""The parametric family interface shared by every family.
+
+A family holds no data and no state: parameters travel as arrays ``theta`` whose
+last axis runs over :attr:`Family.params` (shape ``(..., p)``), so one call handles a
+whole chunk of replicates at once (DESIGN.md, "the one rule for speed").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.special as sc
+
+from mlesim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Domain:
+    """An interval of allowed parameter values, with its unconstrained map.
+
+    ``kind`` is one of ``"real"`` (any real), ``"positive"`` (> 0), ``"unit"`` (0 < v < 1).
+    """
+
+    kind: str = "real"
+
+    def contains(self, value: float) -> bool:
+        """True when ``value`` is a finite number inside the domain."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.kind == "positive":
+            return value > 0
+        if self.kind == "unit":
+            return 0 < value < 1
+        return True
+
+    def describe(self) -> str:
+        """Human text for error messages."""
+        return {"real": "a finite real number", "positive": "> 0", "unit": "in (0, 1)"}[self.kind]
+
+    def to_free(self, value: np.ndarray) -> np.ndarray:
+        """Map to the real line (log for > 0, logit for (0, 1))."""
+        if self.kind == "positive":
+            return np.log(value)
+        if self.kind == "unit":
+            return sc.logit(value)
+        return np.asarray(value, dtype=float)
+
+    def from_free(self, value: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_free`."""
+        if self.kind == "positive":
+            return np.exp(value)
+        if self.kind == "unit":
+            return sc.expit(value)
+        return np.asarray(value, dtype=float)
+
+
+@dataclass
+class FitResult:
+    """A batched fit.
+
+    Attributes
+    ----------
+    theta : ndarray, shape (R, p)
+        Estimates in the family's parameter order (fixed parameters filled in).
+    converged : ndarray of bool, shape (R,)
+    n_iter : ndarray of int, shape (R,)
+    """
+
+    theta: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+
+
+class Family:
+    """Base class of a parametric family.
+
+    Subclasses set :attr:`name`, :attr:`params`, :attr:`domains` and implement
+    :meth:`sample`, :meth:`logpdf`, :meth:`fisher`, :meth:`mle`, :meth:`mean_var`
+    and :meth:`scipy_dist`.
+    """
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[str, ...]]
+    domains: ClassVar[dict[str, Domain]]
+    #: parameter the sample mean estimates, if any (e.g. ``mu``, ``lam``, ``p``)
+    location: ClassVar[str | None] = None
+    #: parameter the sample median estimates for a symmetric family, if any
+    center: ClassVar[str | None] = None
+    #: parameter ``unbiased_variance`` estimates, if any
+    variance: ClassVar[str | None] = None
+    discrete: ClassVar[bool] = False
+
+    # ----- parameters -------------------------------------------------------------
+    @property
+    def p(self) -> int:
+        """Number of parameters."""
+        return len(self.params)
+
+    def index(self, name: str) -> int:
+        """Position of parameter ``name`` in :attr:`params`."""
+        return self.params.index(name)
+
+    def check(self, params: Mapping[str, Any], key: str = "truth.params") -> np.ndarray:
+        """Validate a parameter mapping and return it as an array of shape (p,).
+
+        Raises
+        ------
+        ConfigError
+            Naming the offending key and the allowed values.
+        """
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise ConfigError(
+                f"{key}.{unknown[0]}",
+                f"unknown parameter of {self.name}; allowed: {', '.join(self.params)}",
+            )
+        missing = [name for name in self.params if name not in params]
+        if missing:
+            raise ConfigError(
+                f"{key}.{missing[0]}", f"missing; {self.name} needs {', '.join(self.params)}"
+            )
+        values = []
+        for name in self.params:
+            value = params[name]
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            domain = self.domains[name]
+            if not domain.contains(value):
+                raise ConfigError(
+                    f"{key}.{name}",
+                    f"must be {domain.describe()} for {self.name}, got {value!r}",
+                )
+            values.append(value)
+        return np.asarray(values, dtype=float)
+
+    def as_dict(self, theta: np.ndarray) -> dict[str, float]:
+        """Parameter vector of shape (p,) as a name → value mapping."""
+        return {name: float(v) for name, v in zip(self.params, np.asarray(theta), strict=True)}
+
+    def column(self, theta: np.ndarray, name: str) -> np.ndarray:
+        """Parameter ``name`` from ``theta`` (..., p) with a trailing axis for broadcasting."""
+        return np.asarray(theta)[..., self.index(name), None]
+
+    # ----- to implement -----------------------------------------------------------
+    def sample(self, rng: np.random.Generator, theta: np.ndarray, size: tuple) -> np.ndarray:
+        """Draw an array of shape ``size`` at parameter ``theta`` (p,)."""
+        raise NotImplementedError
+
+    def logpdf(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Log-density of ``x`` (R, n) at ``theta`` (R, p) or (p,); returns (R, n)."""
+        raise NotImplementedError
+
+    def fisher(self, theta: np.ndarray) -> np.ndarray:
+        """Fisher information per observation, shape (..., p, p) for ``theta`` (..., p)."""
+        raise NotImplementedError
+
+    def mle(self, x: np.ndarray, fixed: Mapping[str, float] | None = None) -> FitResult:
+        """Maximum likelihood estimates for each row of ``x`` (R, n)."""
+        raise NotImplementedError
+
+    def mean_var(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of one observation, each of shape (...) for ``theta`` (..., p)."""
+        raise NotImplementedError
+
+    def scipy_dist(self, theta: np.ndarray):
+        """The equivalent frozen ``scipy.stats`` distribution at ``theta`` (p,)."""
+        raise NotImplementedError
+
+    # ----- shared -----------------------------------------------------------------
+    def in_support(self, x: np.ndarray) -> np.ndarray:
+        """Boolean mask of ``x`` inside the support (default: every finite value)."""
+        return np.isfinite(x)
+
+    def loglik(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Log-likelihood of each row of ``x`` (R, n) at ``theta`` (R, p); shape (R,)."""
+        return self.logpdf(x, theta).sum(axis=-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def fixed_mask(family: Family, fixed: Mapping[str, float] | None) -> np.ndarray:
+    """Boolean mask of shape (p,) that is True for the free parameters."""
+    fixed = fixed or {}
+    return np.array([name not in fixed for name in family.params])
+
+
+def fill_fixed(family: Family, theta: np.ndarray, fixed: Mapping[str, float] | None) -> np.ndarray:
+    """Write fixed values into ``theta`` (R, p) in place and return it."""
+    for name, value in (fixed or {}).items():
+        theta[:, family.index(name)] = value
+    return theta

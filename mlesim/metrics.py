@@ -1,0 +1,701 @@
+"""Performance measures of a simulation study and their Monte Carlo standard errors.
+
+The measures and their Monte Carlo standard errors (MCSE) follow Morris, White &
+Crowther (2019), "Using simulation studies to evaluate statistical methods",
+*Statistics in Medicine* 38:2074-2102, Table 6 (cited below as "Morris Table 6").
+Like R's ``rsimsum::simsum``, :func:`performance` works on any long table of
+estimates (one row per replicate and group), not only on tables made by mlesim.
+
+Notation: ``nsim`` replicates with estimates ``theta_i``, true value ``theta``,
+mean estimate ``theta_bar``, model-based standard errors ``se_i`` and
+``z = Phi^{-1}((1 + level) / 2)``.
+
+Measures (``performance`` column: meaning)
+
+- ``mean``: ``theta_bar``.
+- ``bias``: ``theta_bar - theta`` (Morris Table 6, "Bias").
+- ``rel_bias``: ``bias / theta`` (a fraction, NaN when ``theta == 0``).
+- ``empse``: empirical SE, the sample SD of the estimates (Morris Table 6, "EmpSE").
+- ``mse``, ``rmse``: mean squared error and its root (Morris Table 6, "MSE").
+- ``modse``: root mean of ``se_i**2`` (Morris Table 6, "Average ModSE").
+- ``modse_relerr``: ``100 * (modse / empse - 1)`` (Morris Table 6,
+  "Relative % error in ModSE").
+- ``coverage``: share of Wald intervals ``theta_i +/- z se_i`` containing ``theta``
+  (Morris Table 6, "Coverage").
+- ``becoverage``: the same with ``theta_bar`` in place of ``theta`` (Morris Table 6,
+  "Bias-eliminated coverage").
+- ``rejection``: share of Wald tests of ``H0: theta = null`` rejecting at level
+  ``1 - level`` (Morris Table 6, "Rejection %", power or type I error).
+- ``rel_precision``: ``100 * ((empse_ref / empse)**2 - 1)`` against a reference
+  method (Morris Table 6, "Relative % increase in precision").
+- ``efficiency``: ``crlb / empse**2``, the Cramér-Rao variance bound over the
+  empirical variance, with a delta-method MCSE (not in Morris Table 6).
+
+Every measure ``m`` except ``mean``, ``rmse`` and ``crlb`` has a column ``m_mcse``.
+The building blocks (:func:`bias`, :func:`empse`, ...) take 1-D arrays and return
+``(value, mcse)``; they ignore non-finite entries and return NaN where a measure or
+its MCSE is undefined (no estimate; fewer than two estimates for an MCSE).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "EXTENDED_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "becoverage",
+    "bias",
+    "coverage",
+    "efficiency",
+    "empse",
+    "modse",
+    "modse_relerr",
+    "mse",
+    "performance",
+    "rejection",
+    "rel_bias",
+    "rel_precision",
+    "wald_z",
+]
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "true_value",
+    "n_rep",
+    "n_failed",
+    "mean",
+    "bias",
+    "bias_mcse",
+    "rel_bias",
+    "empse",
+    "empse_mcse",
+    "mse",
+    "mse_mcse",
+    "rmse",
+    "modse",
+    "coverage",
+    "coverage_mcse",
+    "crlb",
+    "efficiency",
+    "efficiency_mcse",
+)
+"""Columns of :func:`performance` after the ``by`` columns, in order."""
+
+EXTENDED_COLUMNS: tuple[str, ...] = (
+    "rel_bias_mcse",
+    "modse_mcse",
+    "modse_relerr",
+    "modse_relerr_mcse",
+    "becoverage",
+    "becoverage_mcse",
+    "rejection",
+    "rejection_mcse",
+    "rel_precision",
+    "rel_precision_mcse",
+)
+"""Columns appended after :data:`SUMMARY_COLUMNS` when ``extended=True``."""
+
+ArrayLike = npt.ArrayLike
+Pair = tuple[float, float]
+_NAN = float("nan")
+_NAN_PAIR: Pair = (_NAN, _NAN)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_1d(x: ArrayLike) -> np.ndarray:
+    """Return ``x`` as a 1-D float array (shape ``(n,)``)."""
+    a = np.asarray(x, dtype=float)
+    if a.ndim != 1:
+        raise ValueError(f"expected a 1-D array, got shape {a.shape}")
+    return a
+
+
+def _finite(x: ArrayLike) -> np.ndarray:
+    """Return the finite entries of the 1-D array ``x``, shape ``(m,)``, ``m <= n``."""
+    a = _as_1d(x)
+    return a[np.isfinite(a)]
+
+
+def _usable_se(se: ArrayLike) -> np.ndarray:
+    """Return the finite, non-negative entries of the 1-D array ``se``, shape ``(m,)``."""
+    s = _as_1d(se)
+    return s[np.isfinite(s) & (s >= 0)]
+
+
+def _finite_with_se(est: ArrayLike, se: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Keep pairs ``(est_i, se_i)`` with both finite and ``se_i >= 0``.
+
+    Parameters
+    ----------
+    est, se : array_like, shape (n,)
+
+    Returns
+    -------
+    est, se : ndarray, shape (m,)
+    """
+    e, s = _as_1d(est), _as_1d(se)
+    if e.shape != s.shape:
+        raise ValueError(f"est and se differ in shape: {e.shape} vs {s.shape}")
+    keep = np.isfinite(e) & np.isfinite(s) & (s >= 0)
+    return e[keep], s[keep]
+
+
+def _proportion(hits: np.ndarray) -> Pair:
+    """Share of ``True`` in a boolean array of shape ``(n,)`` and its binomial MCSE.
+
+    ``p = mean(hits)``, ``MCSE = sqrt(p (1 - p) / n)`` (Morris Table 6, "Coverage");
+    the MCSE is NaN for ``n < 2``.
+    """
+    n = hits.size
+    if n == 0:
+        return _NAN_PAIR
+    p = float(np.mean(hits))
+    return p, (math.sqrt(p * (1.0 - p) / n) if n > 1 else _NAN)
+
+
+def _sample_var(x: np.ndarray) -> float:
+    """Sample variance ``sum((x_i - x_bar)**2) / (n - 1)`` of ``x`` (NaN if ``n < 2``)."""
+    n = x.size
+    if n < 2:
+        return _NAN
+    return float(np.sum((x - x.mean()) ** 2) / (n - 1))
+
+
+def wald_z(level: float) -> float:
+    """Normal quantile ``z = Phi^{-1}((1 + level) / 2)`` of a two-sided Wald interval.
+
+    Parameters
+    ----------
+    level : float
+        Confidence level in (0, 1), e.g. 0.95 gives ``z = 1.959964...``.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return float(stats.norm.ppf((1.0 + level) / 2.0))
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def bias(est: ArrayLike, true: float) -> Pair:
+    """Bias of the estimates and its MCSE.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates; non-finite entries are ignored.
+    true : float
+        True value ``theta``.
+
+    Returns
+    -------
+    value, mcse : float
+        ``theta_bar - theta`` and ``sqrt(sum((theta_i - theta_bar)**2) / (nsim (nsim - 1)))``
+        (Morris Table 6, "Bias"). The MCSE is NaN for ``nsim < 2``.
+    """
+    x = _finite(est)
+    n = x.size
+    if n == 0:
+        return _NAN_PAIR
+    xbar = float(x.mean())
+    mcse = math.sqrt(np.sum((x - xbar) ** 2) / (n * (n - 1))) if n > 1 else _NAN
+    return xbar - true, mcse
+
+
+def rel_bias(est: ArrayLike, true: float) -> Pair:
+    """Relative bias ``bias / theta`` (a fraction) and its MCSE ``bias_mcse / |theta|``.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates; non-finite entries are ignored.
+    true : float
+        True value ``theta``; both results are NaN when ``theta`` is 0 or not finite.
+
+    Returns
+    -------
+    value, mcse : float
+        Morris Table 6, "Bias", scaled by ``1 / theta``.
+    """
+    if true == 0 or not math.isfinite(true):
+        return _NAN_PAIR
+    value, mcse = bias(est, true)
+    return value / true, mcse / abs(true)
+
+
+def empse(est: ArrayLike) -> Pair:
+    """Empirical standard error and its MCSE.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates; non-finite entries are ignored.
+
+    Returns
+    -------
+    value, mcse : float
+        ``empse = sqrt(sum((theta_i - theta_bar)**2) / (nsim - 1))`` and
+        ``empse / sqrt(2 (nsim - 1))`` (Morris Table 6, "EmpSE"); both NaN for
+        ``nsim < 2``.
+    """
+    x = _finite(est)
+    n = x.size
+    if n < 2:
+        return _NAN_PAIR
+    value = math.sqrt(_sample_var(x))
+    return value, value / math.sqrt(2.0 * (n - 1))
+
+
+def mse(est: ArrayLike, true: float) -> Pair:
+    """Mean squared error and its MCSE.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates; non-finite entries are ignored.
+    true : float
+        True value ``theta``.
+
+    Returns
+    -------
+    value, mcse : float
+        ``mse = sum((theta_i - theta)**2) / nsim`` and
+        ``sqrt(sum(((theta_i - theta)**2 - mse)**2) / (nsim (nsim - 1)))``
+        (Morris Table 6, "MSE"). The MCSE is NaN for ``nsim < 2``.
+    """
+    x = _finite(est)
+    n = x.size
+    if n == 0:
+        return _NAN_PAIR
+    sq = (x - true) ** 2
+    value = float(sq.mean())
+    mcse = math.sqrt(np.sum((sq - value) ** 2) / (n * (n - 1))) if n > 1 else _NAN
+    return value, mcse
+
+
+def modse(se: ArrayLike) -> Pair:
+    """Average model-based standard error (root mean of the model variances) and its MCSE.
+
+    Parameters
+    ----------
+    se : array_like, shape (n,)
+        Model-based standard errors; entries that are not finite or are negative
+        are ignored.
+
+    Returns
+    -------
+    value, mcse : float
+        ``modse = sqrt(mean(se_i**2))`` and ``sqrt(Var(se**2) / (4 nsim modse**2))``,
+        ``Var`` the sample variance (ddof=1) of the ``se_i**2`` (Morris Table 6,
+        "Average ModSE"). The MCSE is NaN for ``nsim < 2`` or ``modse == 0``.
+    """
+    s = _usable_se(se)
+    n = s.size
+    if n == 0:
+        return _NAN_PAIR
+    s2 = s**2
+    mean_s2 = float(s2.mean())
+    if n < 2 or mean_s2 == 0:
+        return math.sqrt(mean_s2), _NAN
+    return math.sqrt(mean_s2), math.sqrt(_sample_var(s2) / (4.0 * n * mean_s2))
+
+
+def modse_relerr(est: ArrayLike, se: ArrayLike) -> Pair:
+    """Relative % error in the model-based SE and its MCSE.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates; non-finite entries are ignored (they give ``empse``).
+    se : array_like, shape (m,)
+        Model-based standard errors; non-finite or negative entries are ignored
+        (they give ``modse``). ``m`` may differ from ``n``.
+
+    Returns
+    -------
+    value, mcse : float
+        ``100 (modse / empse - 1)`` and
+        ``100 (modse / empse) sqrt(Var(se**2) / (4 n_se modse**4) + 1 / (2 (n_est - 1)))``
+        (Morris Table 6, "Relative % error in ModSE"), with ``n_se`` and ``n_est`` the
+        numbers of usable SEs and estimates. NaN when either SE is undefined or 0.
+    """
+    emp, _ = empse(est)
+    mod, _ = modse(se)
+    if not (emp > 0 and mod > 0):
+        return _NAN_PAIR
+    n_est = _finite(est).size
+    s2 = _usable_se(se) ** 2
+    ratio = mod / emp
+    var_term = _sample_var(s2) / (4.0 * s2.size * mod**4)
+    return 100.0 * (ratio - 1.0), 100.0 * ratio * math.sqrt(var_term + 1.0 / (2.0 * (n_est - 1)))
+
+
+def coverage(est: ArrayLike, se: ArrayLike, true: float, level: float = 0.95) -> Pair:
+    """Coverage of the Wald interval ``theta_i +/- z se_i`` and its MCSE.
+
+    Parameters
+    ----------
+    est, se : array_like, shape (n,)
+        Estimates and model-based SEs; only pairs with both finite and ``se_i >= 0``
+        are used, so ``nsim`` may be smaller than for the other measures.
+    true : float
+        Value to cover, ``theta``.
+    level : float
+        Nominal level; ``z = Phi^{-1}((1 + level) / 2)``.
+
+    Returns
+    -------
+    value, mcse : float
+        ``mean(1{theta_i - z se_i <= theta <= theta_i + z se_i})`` (closed interval)
+        and ``sqrt(cov (1 - cov) / nsim)`` (Morris Table 6, "Coverage"). The MCSE is
+        NaN for ``nsim < 2``.
+    """
+    z = wald_z(level)
+    e, s = _finite_with_se(est, se)
+    return _proportion((e - z * s <= true) & (true <= e + z * s))
+
+
+def becoverage(est: ArrayLike, se: ArrayLike, level: float = 0.95) -> Pair:
+    """Bias-eliminated coverage: :func:`coverage` of ``theta_bar`` instead of ``theta``.
+
+    Parameters
+    ----------
+    est, se : array_like, shape (n,)
+        Estimates and model-based SEs. ``theta_bar`` is the mean of all finite
+        estimates; the intervals are those of :func:`coverage`.
+    level : float
+        Nominal level.
+
+    Returns
+    -------
+    value, mcse : float
+        Morris Table 6, "Bias-eliminated coverage"; MCSE ``sqrt(p (1 - p) / nsim)``.
+    """
+    x = _finite(est)
+    if x.size == 0:
+        return _NAN_PAIR
+    return coverage(est, se, float(x.mean()), level)
+
+
+def rejection(est: ArrayLike, se: ArrayLike, null: float = 0.0, level: float = 0.95) -> Pair:
+    """Rejection rate of the Wald test of ``H0: theta = null`` and its MCSE.
+
+    Parameters
+    ----------
+    est, se : array_like, shape (n,)
+        Estimates and model-based SEs; pairs as in :func:`coverage`.
+    null : float
+        Value under the null hypothesis.
+    level : float
+        The test has size ``1 - level``: it rejects when ``|theta_i - null| > z se_i``,
+        i.e. exactly when ``null`` is outside the closed Wald interval.
+
+    Returns
+    -------
+    value, mcse : float
+        Share of rejections ``r`` and ``sqrt(r (1 - r) / nsim)`` (Morris Table 6,
+        "Rejection %": power, or type I error when ``null`` is the true value).
+    """
+    z = wald_z(level)
+    e, s = _finite_with_se(est, se)
+    return _proportion(np.abs(e - null) > z * s)
+
+
+def efficiency(est: ArrayLike, crlb: float) -> Pair:
+    """Efficiency relative to the Cramér-Rao bound and its delta-method MCSE.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates; non-finite entries are ignored.
+    crlb : float
+        Cramér-Rao variance bound ``I(theta)^{-1} / n`` for one replicate.
+
+    Returns
+    -------
+    value, mcse : float
+        ``eff = crlb / empse**2`` and, by the delta method applied to ``g(v) = crlb / v``
+        at ``v = empse**2`` with ``Var(empse**2) ~ (m4 - empse**4) / nsim`` and
+        ``m4 = mean((theta_i - theta_bar)**4)`` (the large-sample variance of a sample
+        variance, valid for non-normal estimates),
+        ``mcse = crlb / empse**4 * sqrt((m4 - empse**4) / nsim)``.
+        Both are NaN for ``nsim < 2``; the MCSE is NaN when ``m4 < empse**4`` (possible
+        only in very small samples) or ``empse == 0``.
+    """
+    x = _finite(est)
+    n = x.size
+    if n < 2:
+        return _NAN_PAIR
+    v = _sample_var(x)
+    if v == 0:
+        return (math.inf if crlb > 0 else _NAN), _NAN
+    m4 = float(np.mean((x - x.mean()) ** 4))
+    var_v = (m4 - v**2) / n
+    mcse = crlb / v**2 * math.sqrt(var_v) if var_v >= 0 else _NAN
+    return crlb / v, mcse
+
+
+def rel_precision(est: ArrayLike, est_ref: ArrayLike) -> Pair:
+    """Relative % increase in precision of a method B over a reference method A.
+
+    Parameters
+    ----------
+    est : array_like, shape (n,)
+        Estimates of method B.
+    est_ref : array_like, shape (n,)
+        Estimates of the reference method A on the same replicates (paired by
+        position); pairs where either is not finite are dropped.
+
+    Returns
+    -------
+    value, mcse : float
+        ``100 ((empse_A / empse_B)**2 - 1)`` and
+        ``200 (empse_A / empse_B)**2 sqrt((1 - rho**2) / (nsim - 1))``, ``rho`` the
+        correlation of the paired estimates (Morris Table 6, "Relative % increase in
+        precision"). NaN for ``nsim < 2`` or a zero empirical SE.
+    """
+    b, a = _as_1d(est), _as_1d(est_ref)
+    if a.shape != b.shape:
+        raise ValueError(f"est and est_ref differ in shape: {b.shape} vs {a.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = a.size
+    if n < 2:
+        return _NAN_PAIR
+    da, db = a - a.mean(), b - b.mean()
+    ssa, ssb = float(np.sum(da**2)), float(np.sum(db**2))
+    if ssa == 0 or ssb == 0:
+        return _NAN_PAIR
+    ratio2 = ssa / ssb  # (empse_A / empse_B)**2; the (n - 1) divisors cancel
+    rho = float(np.clip(np.sum(da * db) / math.sqrt(ssa * ssb), -1.0, 1.0))
+    return 100.0 * (ratio2 - 1.0), 200.0 * ratio2 * math.sqrt((1.0 - rho**2) / (n - 1))
+
+
+# ---------------------------------------------------------------------- the table
+
+
+def _by_list(by: Hashable | Sequence[Hashable] | None) -> list[Hashable]:
+    """Normalise ``by`` (None, one column name or a list of names) to a list."""
+    if by is None:
+        return []
+    if isinstance(by, str) or not isinstance(by, Sequence):
+        return [by]
+    return list(by)
+
+
+def _column_or_constant(df: pd.DataFrame, spec: object, name: str) -> np.ndarray:
+    """Shape ``(len(df),)`` float array: column ``spec``, or ``spec`` as a number.
+
+    A real number (not bool) is a constant, anything else a column name; None gives NaN.
+    """
+    if spec is None:
+        return np.full(len(df), _NAN)
+    if isinstance(spec, numbers.Real) and not isinstance(spec, bool):
+        return np.full(len(df), float(spec))
+    if spec not in df.columns:
+        raise KeyError(f"{name}={spec!r} is neither a number nor a column of df")
+    return df[spec].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _group_constant(values: np.ndarray, name: str, key: object) -> float:
+    """The value shared by all rows of a group; raise if the rows disagree."""
+    if values.size == 0:
+        return _NAN
+    first = values[0]
+    same = np.isnan(values) if np.isnan(first) else values == first
+    if not np.all(same):
+        raise ValueError(f"{name} is not constant within group {key!r}")
+    return float(first)
+
+
+def _converged_mask(df: pd.DataFrame, converged: Hashable | None) -> np.ndarray:
+    """Shape ``(len(df),)`` bool: True where the row converged.
+
+    All True when the column is absent; a missing flag counts as not converged.
+    """
+    if converged is None or converged not in df.columns:
+        return np.ones(len(df), dtype=bool)
+    return df[converged].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def _group_positions(df: pd.DataFrame, by_cols: list[Hashable]) -> dict[tuple, np.ndarray]:
+    """Map each group key (a tuple, sorted order) to the row positions of the group."""
+    if not by_cols:
+        return {(): np.arange(len(df))}
+    work = df[by_cols].reset_index(drop=True)
+    grouped = work.groupby(by_cols, sort=True, dropna=False, observed=True)
+    return {key: g.index.to_numpy() for key, g in grouped}
+
+
+def _measures(
+    est: np.ndarray,
+    se: np.ndarray | None,
+    theta: float,
+    crlb: float,
+    level: float,
+    null: float,
+) -> dict[str, float]:
+    """All measures except ``rel_precision`` for one group's usable estimates ``(n,)``."""
+    out: dict[str, float] = {"mean": float(est.mean()) if est.size else _NAN}
+    out["bias"], out["bias_mcse"] = bias(est, theta)
+    out["rel_bias"], out["rel_bias_mcse"] = rel_bias(est, theta)
+    out["empse"], out["empse_mcse"] = empse(est)
+    out["mse"], out["mse_mcse"] = mse(est, theta)
+    out["rmse"] = math.sqrt(out["mse"])
+    out["crlb"] = crlb
+    out["efficiency"], out["efficiency_mcse"] = efficiency(est, crlb)
+    se_names = ("modse", "modse_relerr", "coverage", "becoverage", "rejection")
+    if se is None:
+        out.update({k: _NAN for name in se_names for k in (name, f"{name}_mcse")})
+        return out
+    out["modse"], out["modse_mcse"] = modse(se)
+    out["modse_relerr"], out["modse_relerr_mcse"] = modse_relerr(est, se)
+    out["coverage"], out["coverage_mcse"] = coverage(est, se, theta, level)
+    out["becoverage"], out["becoverage_mcse"] = becoverage(est, se, level)
+    out["rejection"], out["rejection_mcse"] = rejection(est, se, null, level)
+    return out
+
+
+def _paired(
+    rep_b: np.ndarray, est_b: np.ndarray, rep_a: np.ndarray, est_a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Estimates of B and A on the replicates both have, matched by replicate id."""
+    for rep in (rep_a, rep_b):
+        if pd.Series(rep).duplicated().any():
+            raise ValueError("replicate ids must be unique within a group and method")
+    _, ib, ia = np.intersect1d(rep_b, rep_a, assume_unique=True, return_indices=True)
+    return est_b[ib], est_a[ia]
+
+
+def _rel_precision_column(
+    used: dict[tuple, np.ndarray],
+    est_all: np.ndarray,
+    rep_all: np.ndarray | None,
+    by_cols: list[Hashable],
+    method: Hashable,
+    reference: object,
+) -> dict[tuple, Pair]:
+    """``rel_precision`` and MCSE per group key, comparing to the ``reference`` method.
+
+    The reference of group ``key`` is the group with the same ``by`` values except
+    ``method == reference``; estimates are paired by replicate id and only replicates
+    where both methods succeeded are used.
+    """
+    if reference is None or method not in by_cols or rep_all is None:
+        return {key: _NAN_PAIR for key in used}
+    j = by_cols.index(method)
+    out: dict[tuple, Pair] = {}
+    for key, rows in used.items():
+        ref_key = key[:j] + (reference,) + key[j + 1 :]
+        if key[j] == reference:
+            out[key] = (0.0, 0.0) if rows.size >= 2 else _NAN_PAIR
+        elif ref_key not in used:
+            out[key] = _NAN_PAIR
+        else:
+            ref = used[ref_key]
+            b, a = _paired(rep_all[rows], est_all[rows], rep_all[ref], est_all[ref])
+            out[key] = rel_precision(b, a)
+    return out
+
+
+def performance(
+    df: pd.DataFrame,
+    true: float | Hashable,
+    by: Hashable | Sequence[Hashable] | None = None,
+    estimate: Hashable = "estimate",
+    se: Hashable | None = "se",
+    level: float = 0.95,
+    *,
+    crlb: float | Hashable | None = None,
+    converged: Hashable | None = "converged",
+    method: Hashable = "estimator",
+    replicate: Hashable = "replicate",
+    reference: object = None,
+    null: float = 0.0,
+    extended: bool = False,
+) -> pd.DataFrame:
+    """Performance measures and their MCSEs for each group of a long table of estimates.
+
+    Parameters
+    ----------
+    df : DataFrame, shape (n_rows, ...)
+        One row per replicate (per group).
+    true : float or column name
+        True value ``theta``: a number, or a column constant within each group.
+    by : column name, list of column names, or None
+        Grouping columns; None gives a single group.
+    estimate : column name
+        Estimates. Rows with a non-finite estimate are failures.
+    se : column name or None
+        Model-based standard errors; None gives NaN for the SE-based measures.
+        Coverage, ModSE, becoverage and rejection use only rows with a finite
+        ``se >= 0``, so they may rest on fewer rows than ``n_rep``.
+    level : float
+        Confidence level of the Wald intervals, in (0, 1).
+    crlb : float, column name or None
+        Cramér-Rao variance bound ``I^{-1} / n`` (constant within each group); None
+        gives NaN ``crlb`` and ``efficiency`` columns.
+    converged : column name or None
+        Boolean column; where present, rows not True (False or missing) are failures.
+    method : column name
+        Column naming the method, used for ``rel_precision`` only.
+    replicate : column name
+        Replicate id, used to pair methods for ``rel_precision`` only.
+    reference : object
+        Value of ``method`` to compare against for ``rel_precision``. That measure is
+        NaN unless ``reference`` is given and ``method`` is in ``by``; for the
+        reference itself it is 0 with MCSE 0.
+    null : float
+        Null value of the Wald test behind ``rejection``.
+    extended : bool
+        Append :data:`EXTENDED_COLUMNS`.
+
+    Returns
+    -------
+    DataFrame, shape (n_groups, len(by) + 18 [+ 10])
+        Groups in sorted order; the ``by`` columns, then :data:`SUMMARY_COLUMNS`
+        (and :data:`EXTENDED_COLUMNS` when ``extended``). Failures are excluded from
+        every measure and counted in ``n_failed``; ``n_rep`` counts the rest. A group
+        where every replicate failed has ``n_rep == 0`` and NaN measures. Formulas are
+        those of the building blocks (Morris et al. 2019, Table 6).
+    """
+    wald_z(level)  # validate early
+    by_cols = _by_list(by)
+    est_all = df[estimate].to_numpy(dtype=float, na_value=np.nan)
+    se_all = None if se is None else df[se].to_numpy(dtype=float, na_value=np.nan)
+    true_all = _column_or_constant(df, true, "true")
+    crlb_all = _column_or_constant(df, crlb, "crlb")
+    ok = np.isfinite(est_all) & _converged_mask(df, converged)
+    positions = _group_positions(df, by_cols)
+    used = {key: pos[ok[pos]] for key, pos in positions.items()}
+    pairing = reference is not None and method in by_cols
+    rep_all = df[replicate].to_numpy() if pairing else None
+
+    rows = []
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rel_prec = _rel_precision_column(used, est_all, rep_all, by_cols, method, reference)
+        for key, pos in positions.items():
+            theta = _group_constant(true_all[pos], "true", key)
+            bound = _group_constant(crlb_all[pos], "crlb", key)
+            u = used[key]
+            row = dict(zip(by_cols, key, strict=True))
+            row.update(true_value=theta, n_rep=u.size, n_failed=pos.size - u.size)
+            se_u = None if se_all is None else se_all[u]
+            row.update(_measures(est_all[u], se_u, theta, bound, level, null))
+            row["rel_precision"], row["rel_precision_mcse"] = rel_prec[key]
+            rows.append(row)
+
+    columns = [*by_cols, *SUMMARY_COLUMNS, *(EXTENDED_COLUMNS if extended else ())]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.astype({"n_rep": "int64", "n_failed": "int64"})
