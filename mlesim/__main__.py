@@ -6,6 +6,7 @@ the summary and the study's figures together (see :mod:`mlesim.pipeline`).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -51,10 +52,43 @@ def task(cfg: DictConfig) -> None:
     run_pipeline(spec, outdir)
 
 
+def hydra_error_line(err: Exception) -> str:
+    """One line naming the key and what is allowed, for Hydra/OmegaConf composition errors."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, name = err.missing_cfg_file.rpartition("/")
+        options = ", ".join(err.options or []) or "none"
+        return f"{group or 'config'}: unknown option {name!r}; allowed: {options}"
+    if isinstance(err, OverrideParseException):
+        return f"{err.override}: cannot parse override ({err.message.splitlines()[0]})"
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    if key:
+        detail = str(cause).splitlines()[0]
+        if "not in" in detail:
+            detail = f"unknown key ({detail})"
+        return f"{key}: {detail}"
+    return " ".join(str(err).split())
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Hydra's own composition errors (unknown key, wrong type, unknown group option,
+    unparsable override) are reported as one line and exit status 2, like ours.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     register_schema()
-    hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(task)()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us
+    app = hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(task)
+    try:
+        app()
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"mlesim: error: {hydra_error_line(err)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

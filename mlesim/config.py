@@ -8,6 +8,7 @@ the key and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,6 +250,10 @@ def validate(cfg: DictConfig | dict) -> StudySpec:
     else:
         config = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(MlesimConf), cfg))
     config.pop("hydra", None)
+    allowed = [f.name for f in dataclasses.fields(MlesimConf)]
+    for key in config:
+        if key not in allowed:
+            raise ConfigError(key, f"unknown key; allowed: {', '.join(allowed)}")
     check_scalars(config)
     config["n"] = check_sizes(config["n"])
     check_runner(config["runner"])

@@ -45,7 +45,11 @@ def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) 
             var = 1.0 / info[:, :, 0]
         else:
             var = np.full(info.shape[:-1], np.nan)
-            ok = np.all(np.isfinite(info), axis=(1, 2))
+            diag = np.diagonal(info, axis1=1, axis2=2)
+            off = info[:, ~np.eye(info.shape[-1], dtype=bool)]
+            diagonal = np.all(off == 0, axis=1)  # e.g. the normal: inf information → SE 0
+            var[diagonal] = 1.0 / diag[diagonal]
+            ok = np.all(np.isfinite(info), axis=(1, 2)) & ~diagonal
             if ok.any():
                 inv = np.linalg.pinv(info[ok])
                 var[ok] = np.diagonal(inv, axis1=1, axis2=2)

@@ -90,3 +90,26 @@ def label_axes(
 def mcse_note() -> str:
     """Standard caption fragment."""
     return "points: simulation ± 2 Monte Carlo SE; lines: theory"
+
+
+def dodge(x, i: int, k: int, width: float = 0.04) -> np.ndarray:
+    """``x`` scaled by exp(width · (i − (k − 1)/2)) so that series i of k side by side
+    stay visible on a log axis (points of equal x no longer hide each other)."""
+    return np.asarray(x, dtype=float) * np.exp(width * (i - (k - 1) / 2))
+
+
+def band(ax, x, centre, mcse, label: str, **kw) -> None:
+    """A theory value ± 2 MCSE as a shaded band (where simulation should fall)."""
+    x, centre = np.asarray(x, dtype=float), np.asarray(centre, dtype=float)
+    half = MCSE_MULT * np.asarray(mcse, dtype=float)
+    ax.fill_between(x, centre - half, centre + half, alpha=0.2, lw=0, label=label, **kw)
+
+
+def cell_suffix(cell: dict) -> str:
+    """File-name suffix for a design cell, e.g. ``_truth.params.p=0.3`` (empty if none)."""
+    return "".join(f"_{k}={v}" for k, v in cell.items())
+
+
+def cell_title(cell: dict) -> str:
+    """Caption fragment for a design cell, e.g. `` (truth.params.p = 0.3)``."""
+    return " (" + ", ".join(f"{k} = {v}" for k, v in cell.items()) + ")" if cell else ""

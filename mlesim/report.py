@@ -44,7 +44,11 @@ def write_report(
     """Write report.md beside the figures."""
     cfg = spec.config
     truth = cfg["truth"]
-    params = ", ".join(f"{k}={v}" for k, v in (truth["params"] or {}).items())
+    design = cfg["design"] or {}
+    params = ", ".join(
+        f"{k} ∈ {design[f'truth.params.{k}']}" if f"truth.params.{k}" in design else f"{k}={v}"
+        for k, v in (truth["params"] or {}).items()
+    )
     head = [
         f"# {cfg['name']}: study `{cfg['study']}`",
         "",

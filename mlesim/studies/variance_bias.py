@@ -1,39 +1,207 @@
-"""Generic study: bias and RMSE against n for every estimator and parameter."""
+"""Study ``variance_bias``: the MLE of a normal variance is biased by −σ²/n.
+
+Draws the simulated bias and MSE of each variance estimator against n beside the
+exact finite-sample theory of :mod:`mlesim.theory`, and reports what n = 1 does.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from mlesim import plots
+from mlesim.errors import ConfigError
+from mlesim.theory import variance_estimator_bias_mse
 
 OPTIONS: dict = {}
+PARAM = "sigma2"
+
+
+def check(config: dict) -> None:
+    """The study needs normal data and a normal model."""
+    model = config.get("model") or config["truth"]["family"]
+    if config["truth"]["family"] != "normal" or model != "normal":
+        raise ConfigError("truth", "study variance_bias needs truth=normal and a normal model")
+
+
+def _theory_kind(spec: dict) -> tuple[str, dict | None]:
+    kind = spec["kind"]
+    prior = (spec.get("prior") or {}).get(PARAM)
+    if kind == "map" and ((spec.get("prior") or {}).get("mu") or prior is None):
+        return "none", None
+    return kind, prior
+
+
+def _theory(kind: str, prior, n, sigma2):
+    if kind not in ("mle", "unbiased_variance", "map"):
+        return None
+    return variance_estimator_bias_mse(kind, n, sigma2, prior)
 
 
 def render(ctx):
-    """One figure per parameter: bias (with 0 line) and RMSE against √CRLB."""
-    figures = []
-    summary = ctx.summary
-    if ctx.design_keys:  # first design cell only; the table has every cell
-        first = summary[ctx.design_keys].iloc[0]
-        for k in ctx.design_keys:
-            summary = summary[summary[k] == first[k]]
-    for param in dict.fromkeys(summary["param"]):
-        fig, axes = plots.new_figure(ncols=2)
-        groups = plots.by_estimator(summary, param)
-        for est, rows in groups.items():
-            plots.errorbars(axes[0, 0], rows["n"], rows["bias"], rows["bias_mcse"], est)
-            plots.errorbars(
-                axes[0, 1], rows["n"], rows["rmse"], rows["mse_mcse"] / (2 * rows["rmse"]), est
-            )
-        ns = summary["n"].unique()
-        axes[0, 0].axhline(0.0, color="k", lw=1, label="unbiased")
-        crlb = summary[summary["param"] == param].drop_duplicates("n").sort_values("n")
-        if np.isfinite(crlb["crlb"]).any():
-            axes[0, 1].plot(crlb["n"], np.sqrt(crlb["crlb"]), "k-", label="√CRLB")
-        plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", logx=len(ns) > 1)
-        plots.label_axes(
-            axes[0, 1], "sample size n", f"RMSE of {param}", logx=len(ns) > 1, logy=True
+    """Bias and MSE figures; a note on n = 1 and a bias-vs-theory table."""
+    sigma2 = ctx.spec["truth"]["params"][PARAM]
+    groups = plots.by_estimator(ctx.summary, PARAM)
+    ns = np.asarray(sorted(ctx.summary["n"].unique()), dtype=float)
+    fig, axes = plots.new_figure(ncols=3, width=4.8, height=4.2)
+    rows_note = []
+    for i, (label, rows) in enumerate(groups.items()):
+        color = f"C{i}"
+        kind, prior = _theory_kind(ctx.spec["estimators"][label])
+        ok = rows["n_rep"] > 1
+        plots.errorbars(
+            axes[0, 0],
+            rows["n"][ok],
+            rows["bias"][ok],
+            rows["bias_mcse"][ok],
+            f"{label}: simulated",
+            color=color,
         )
-        path = plots.save(fig, ctx.figdir / f"summary_{param}.png")
-        figures.append((path, f"Bias and RMSE of {param} against n; {plots.mcse_note()}"))
-    return figures, []
+        n_ok = rows["n"][ok]
+        plots.errorbars(
+            axes[0, 1],
+            n_ok,
+            n_ok * rows["bias"][ok],
+            n_ok * rows["bias_mcse"][ok],
+            f"{label}: simulated",
+            color=color,
+        )
+        plots.errorbars(
+            axes[0, 2],
+            n_ok,
+            rows["mse"][ok],
+            rows["mse_mcse"][ok],
+            f"{label}: simulated",
+            color=color,
+        )
+        theory = _theory(kind, prior, ns, sigma2)
+        if theory is not None:
+            good = ns >= (2 if kind == "unbiased_variance" else 1)
+            tag = {"mle": "−σ²/n", "unbiased_variance": "0", "map": "exact"}[kind]
+            axes[0, 0].plot(
+                ns[good],
+                theory[0][good],
+                "-",
+                color=color,
+                lw=1.2,
+                label=f"{label}: theory ({tag})",
+            )
+            axes[0, 1].plot(
+                ns[good],
+                ns[good] * theory[0][good],
+                "-",
+                color=color,
+                lw=1.2,
+                label=f"{label}: theory",
+            )
+            axes[0, 2].plot(
+                ns[good], theory[1][good], "-", color=color, lw=1.2, label=f"{label}: theory"
+            )
+            rows_note.append(_comparison(label, rows, theory, ns))
+    for ax in axes[0, :2]:
+        ax.axhline(0, color="k", lw=0.6)
+    plots.label_axes(
+        axes[0, 0],
+        "sample size n",
+        "bias  E[σ̂²] − σ²",
+        f"Bias of σ² estimators (σ² = {sigma2:g}): MLE on −σ²/n",
+        logx=True,
+    )
+    plots.label_axes(
+        axes[0, 1],
+        "sample size n",
+        "n × bias",
+        "Scaled bias: the MLE's n·bias stays at −σ²",
+        logx=True,
+    )
+    plots.label_axes(
+        axes[0, 2],
+        "sample size n",
+        "MSE of σ² estimate",
+        "MSE (log–log): the biased MLE beats s²",
+        logx=True,
+        logy=True,
+    )
+    _annotate_n1(axes[0, 0], ctx.summary, groups)
+    path = plots.save(fig, ctx.figdir / "variance_bias.png")
+    caption = f"Bias, n × bias and MSE of the σ² estimators against n; {plots.mcse_note()}"
+    notes = [_n1_note(ctx.summary), _table_note(pd.concat(rows_note) if rows_note else None)]
+    return [(path, caption)], [n for n in notes if n]
+
+
+def _comparison(label, rows, theory, ns) -> pd.DataFrame:
+    bias_theory = pd.Series(theory[0], index=ns)
+    r = rows[(rows["n_rep"] > 1) & (rows["n"] > 1)]  # n = 1 is deterministic: see its note
+    expect = bias_theory.loc[r["n"].astype(float)].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (r["bias"].to_numpy() - expect) / r["bias_mcse"].to_numpy()
+    return pd.DataFrame(
+        {
+            "estimator": label,
+            "n": r["n"].to_numpy(),
+            "bias": r["bias"].to_numpy(),
+            "bias_mcse": r["bias_mcse"].to_numpy(),
+            "theory": expect,
+            "z": z,
+        }
+    )
+
+
+def _n1_rows(summary):
+    return summary[(summary["n"] == 1) & (summary["param"] == PARAM)]
+
+
+def _annotate_n1(ax, summary, groups) -> None:
+    one = _n1_rows(summary)
+    if one.empty:
+        return
+    text = []
+    for _, row in one.iterrows():
+        if row["n_rep"] == 0:
+            text.append(f"{row['estimator']}: undefined (0/0) in all {row['n_failed']}")
+        else:
+            text.append(f"{row['estimator']}: mean {row['mean']:.3g}")
+    ax.text(
+        0.98,
+        0.02,
+        "n = 1:\n" + "\n".join(text),
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        bbox={"facecolor": "white", "alpha": 0.8},
+    )
+
+
+def _n1_note(summary) -> str:
+    one = _n1_rows(summary)
+    if one.empty:
+        return ""
+    parts = []
+    for _, row in one.iterrows():
+        if row["n_rep"] == 0:
+            parts.append(
+                f"`{row['estimator']}` is 0/0 and failed in all {row['n_failed']} "
+                "replicates (left out, counted in n_failed)"
+            )
+        else:
+            parts.append(
+                f"`{row['estimator']}` has mean {row['mean']:.4g} and empirical SE "
+                f"{row['empse']:.3g} over {row['n_rep']} replicates"
+            )
+    return (
+        "**n = 1.** With one observation the MLE σ̂² = (x − x̄)² = 0 in every replicate — "
+        "the absurd answer the seeds warn about: " + "; ".join(parts) + "."
+    )
+
+
+def _table_note(df: pd.DataFrame | None) -> str:
+    if df is None or df.empty:
+        return ""
+    from mlesim.report import markdown_table
+
+    worst = np.nanmax(np.abs(df["z"].to_numpy()))
+    return (
+        "**Bias against exact theory** (z = (simulated − theory) / MCSE; |z| < 4 is "
+        f"agreement; largest |z| here: {worst:.2f}):\n\n" + markdown_table(df)
+    )
