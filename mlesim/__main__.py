@@ -1,7 +1,10 @@
 """Command line: ``python -m mlesim experiment=<name> [key=value ...]`` (also ``mlesim``).
 
 Hydra composes the configuration; this module only wires validation, the engine,
-the summary and the study's figures together (see :mod:`mlesim.pipeline`).
+the summary and the study's figures together (see :mod:`mlesim.pipeline`). Bad
+input — an unknown key, a wrong type, a value out of its domain, an unwritable run
+directory — ends the program with one line on stderr, ``mlesim: error: <key>: <what
+is wrong>; allowed: <values>``, exit status 2, and no result files.
 """
 
 from __future__ import annotations
@@ -10,13 +13,25 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from mlesim.config import register_schema
+from mlesim.error_lines import (
+    hydra_error_line,
+    omegaconf_error_line,
+    raised_in,
+    run_dir_error_line,
+)
 from mlesim.errors import ConfigError
+
+__all__ = ["config_dir", "hydra_error_line", "main", "task"]
+
+#: exit status for input mlesim refuses (as argparse uses for bad arguments)
+EXIT_BAD_INPUT = 2
 
 
 def config_dir() -> str:
@@ -26,19 +41,31 @@ def config_dir() -> str:
     return str(packaged if packaged.is_dir() else here.parent / "conf")
 
 
+def refuse(line: str) -> NoReturn:
+    """Print ``mlesim: error: <line>`` as one line on stderr and exit with status 2."""
+    print(f"mlesim: error: {' '.join(line.split())}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def _discard_empty_run_dir(outdir: Path) -> None:
-    """Remove a run dir that holds only what Hydra wrote before validation failed."""
+    """Remove a run dir that holds only what Hydra wrote before validation failed.
+
+    The parent goes too when it is left empty and is the default layout's
+    ``experiments/<name>/``; a directory the user named is never removed.
+    """
     if not outdir.is_dir():
         return
     if all(p.name == ".hydra" or p.suffix == ".log" for p in outdir.iterdir()):
         shutil.rmtree(outdir, ignore_errors=True)
         parent = outdir.parent
-        if parent.is_dir() and not any(parent.iterdir()):
+        if parent.parent.name == "experiments" and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
 
 
 def task(cfg: DictConfig) -> None:
     """One Hydra job: validate, simulate, summarise, draw, report."""
+    from omegaconf.errors import OmegaConfBaseException
+
     from mlesim.config import validate
     from mlesim.pipeline import run_pipeline
 
@@ -46,37 +73,20 @@ def task(cfg: DictConfig) -> None:
     try:
         spec = validate(cfg)
     except ConfigError as err:
-        print(f"mlesim: error: {err}", file=sys.stderr)
         _discard_empty_run_dir(outdir)
-        sys.exit(2)
+        refuse(str(err))
+    except OmegaConfBaseException as err:  # e.g. an interpolation to a missing key
+        _discard_empty_run_dir(outdir)
+        refuse(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
     run_pipeline(spec, outdir)
-
-
-def hydra_error_line(err: Exception) -> str:
-    """One line naming the key and what is allowed, for Hydra/OmegaConf composition errors."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
-        group, _, name = err.missing_cfg_file.rpartition("/")
-        options = ", ".join(err.options or []) or "none"
-        return f"{group or 'config'}: unknown option {name!r}; allowed: {options}"
-    if isinstance(err, OverrideParseException):
-        return f"{err.override}: cannot parse override ({err.message.splitlines()[0]})"
-    cause = err.__cause__
-    key = getattr(cause, "full_key", None)
-    if key:
-        detail = str(cause).splitlines()[0]
-        if "not in" in detail:
-            detail = f"unknown key ({detail})"
-        return f"{key}: {detail}"
-    return " ".join(str(err).split())
 
 
 def main() -> None:
     """Console-script entry point.
 
     Hydra's own composition errors (unknown key, wrong type, unknown group option,
-    unparsable override) are reported as one line and exit status 2, like ours.
+    unparsable override) and a run directory Hydra cannot create are reported as one
+    line and exit status 2, like mlesim's own value checks in :func:`task`.
     """
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -87,8 +97,11 @@ def main() -> None:
     try:
         app()
     except (HydraException, OmegaConfBaseException) as err:
-        print(f"mlesim: error: {hydra_error_line(err)}", file=sys.stderr)
-        sys.exit(2)
+        refuse(hydra_error_line(err))
+    except OSError as err:
+        if raised_in(err, task.__code__):  # the study itself failed: not an input error
+            raise
+        refuse(run_dir_error_line(err))
 
 
 if __name__ == "__main__":

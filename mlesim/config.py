@@ -20,6 +20,8 @@ from mlesim.errors import ConfigError
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
 ESTIMANDS = ("auto", "truth", "pseudo_true")
+#: measures with a Monte Carlo SE in summary.csv that sequential stopping can target
+MCSE_MEASURES = ("bias", "empse", "mse", "coverage", "efficiency")
 
 
 @dataclass
@@ -39,6 +41,16 @@ class ContaminationConf:
 class DaskConf:
     address: str | None = None
     n_workers: int = 2
+
+
+@dataclass
+class StoppingConf:
+    """Sequential stopping, used when ``replications: auto`` (see mlesim.stopping)."""
+
+    target_mcse: float | None = None
+    measure: str = "bias"
+    min_replications: int = 1000
+    max_replications: int = 100000
 
 
 @dataclass
@@ -68,6 +80,7 @@ class MlesimConf:
     confidence: float = 0.95
     analysis: dict[str, Any] = field(default_factory=dict)
     runner: RunnerConf = field(default_factory=RunnerConf)
+    stopping: StoppingConf = field(default_factory=StoppingConf)
 
 
 def register_schema() -> None:
@@ -161,6 +174,16 @@ def set_path(config: dict, key: str, value: Any) -> None:
     node[last] = value
 
 
+#: top-level keys whose values ``design`` may vary
+VARIABLE_ROOTS = ("truth", "contamination", "estimators", "confidence", "analysis", "model")
+
+
+def variable_keys(config: dict) -> list[str]:
+    """Dotted keys of the single values a ``design`` may vary, e.g. ``truth.params.mu``."""
+    roots = {k: config.get(k) for k in VARIABLE_ROOTS if config.get(k) is not None}
+    return [k for k, v in flatten(roots).items() if not isinstance(v, list)]
+
+
 def check_design(config: dict) -> dict[str, list]:
     """Validate ``design``: dotted keys of existing scalar settings → non-empty lists."""
     design = flatten(config.get("design") or {})
@@ -177,7 +200,8 @@ def check_design(config: dict) -> dict[str, list]:
         try:
             current = get_path(config, key)
         except KeyError:
-            raise ConfigError(dkey, f"no such config key {key!r} to vary") from None
+            allowed = ", ".join(variable_keys(config)) or "none"
+            raise ConfigError(dkey, f"no such config key {key!r}; allowed: {allowed}") from None
         if isinstance(current, dict | list):
             raise ConfigError(dkey, f"{key!r} is not a single value and cannot be varied")
         if not isinstance(values, list) or not values:
@@ -206,10 +230,39 @@ def check_runner(runner: dict) -> None:
         raise ConfigError("runner.max_chunk_mb", f"must be a number > 0, got {mb!r}")
 
 
+def check_stopping(config: dict) -> None:
+    """Validate ``replications: auto`` with ``stopping.*``, and ``runner.dask.*``."""
+    stop = config["stopping"]
+    target = stop["target_mcse"]
+    auto = config["replications"] == "auto"
+    if auto and target is None:
+        raise ConfigError("stopping.target_mcse", "required with replications=auto: a number > 0")
+    if target is not None and not auto:
+        raise ConfigError(
+            "stopping.target_mcse",
+            f"only used with replications=auto, got replications={config['replications']!r}; "
+            "set replications=auto or stopping.target_mcse=null",
+        )
+    if target is not None and (not _is_number(target) or not target > 0):
+        raise ConfigError("stopping.target_mcse", f"must be a number > 0, got {target!r}")
+    if stop["measure"] not in MCSE_MEASURES:
+        raise ConfigError(
+            "stopping.measure",
+            f"unknown measure {stop['measure']!r}; allowed: {', '.join(MCSE_MEASURES)}",
+        )
+    low = check_int(stop["min_replications"], "stopping.min_replications", 2)
+    check_int(stop["max_replications"], "stopping.max_replications", low)
+    dask = config["runner"]["dask"]
+    check_int(dask["n_workers"], "runner.dask.n_workers", 1)
+    if dask["address"] is not None and not isinstance(dask["address"], str):
+        raise ConfigError("runner.dask.address", f"must be a string, got {dask['address']!r}")
+
+
 def check_scalars(config: dict) -> None:
     """Validate the top-level scalar keys."""
     check_int(config["seed"], "seed", 0)
-    check_int(config["replications"], "replications", 2)
+    if config["replications"] != "auto":  # 'auto': sequential stopping, see check_stopping
+        check_int(config["replications"], "replications", 2)
     level = config["confidence"]
     if not _is_number(level) or not 0 < level < 1:
         raise ConfigError("confidence", f"must be a number in (0, 1), got {level!r}")
@@ -218,7 +271,93 @@ def check_scalars(config: dict) -> None:
             "estimand", f"unknown {config['estimand']!r}; allowed: {', '.join(ESTIMANDS)}"
         )
     if not isinstance(config["estimators"], dict) or not config["estimators"]:
-        raise ConfigError("estimators", "must map at least one label to {kind: ...}")
+        from mlesim.estimators import ESTIMATORS
+
+        raise ConfigError(
+            "estimators",
+            "must map at least one label to {kind: ...}; "
+            f"allowed kinds: {', '.join(sorted(ESTIMATORS))}",
+        )
+
+
+#: estimator options that must be mappings, with what they map
+MAPPING_OPTIONS = {
+    "fixed": "parameter -> value, e.g. {mu: 0}",
+    "prior": "parameter -> {dist: ..., hyper-parameters}, e.g. {p: {dist: beta, a: 2, b: 2}}",
+}
+
+
+def check_estimator_specs(estimators: dict) -> None:
+    """Check the shape of each ``estimators.<label>`` spec: a mapping with a string
+    ``kind``, its mapping options mappings. Values are the estimators' own checks."""
+    from mlesim.estimators import ESTIMATORS
+
+    kinds = ", ".join(sorted(ESTIMATORS))
+    for label, spec in estimators.items():
+        key = f"estimators.{label}"
+        if not isinstance(spec, dict):
+            raise ConfigError(key, f"must be a mapping {{kind: ...}}; allowed kinds: {kinds}")
+        if "kind" in spec and not isinstance(spec["kind"], str):
+            raise ConfigError(
+                f"{key}.kind", f"must be a name, got {spec['kind']!r}; allowed: {kinds}"
+            )
+        for option, form in MAPPING_OPTIONS.items():
+            value = spec.get(option)
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{key}.{option}", f"must be a mapping {form}, got {value!r}")
+        for name, prior in (spec.get("prior") or {}).items():
+            if prior is not None and not isinstance(prior, dict):
+                raise ConfigError(
+                    f"{key}.prior.{name}",
+                    f"must be a mapping {{dist: ..., hyper-parameters}}, got {prior!r}",
+                )
+
+
+def check_present(config: dict) -> None:
+    """Every schema key is there (``~seed`` on the command line deletes one)."""
+    defaults = MlesimConf()
+    for f in dataclasses.fields(MlesimConf):
+        if f.name in config:
+            continue
+        default = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(default):
+            keys = ", ".join(x.name for x in dataclasses.fields(default))
+            allowed = f"a mapping with keys {keys}"
+        elif f.name == "estimators":
+            allowed = "a mapping label -> {kind: ...}, e.g. {mle: {kind: mle}}"
+        else:
+            allowed = f"a value such as {default!r}"
+        raise ConfigError(f.name, f"missing (deleted?); it is required; allowed: {allowed}")
+
+
+def check_conditions(config: dict, conditions: tuple[Condition, ...]) -> None:
+    """Build each condition's scenario and estimators, so that their own checks run.
+
+    An error at a key that ``design`` varies is reported at ``design.<key>``; an
+    estimator spec that fails in an unforeseen way is reported at its label.
+    """
+    from mlesim.estimators import make_estimator
+    from mlesim.scenarios import Scenario
+
+    design = config["design"]
+    for cond in conditions:
+        try:
+            scen = Scenario.from_config(cond.config, n=cond.factors["n"])
+            for label, spec in cond.config["estimators"].items():
+                try:
+                    make_estimator(label, spec, scen.model)
+                except (TypeError, ValueError, AttributeError, KeyError) as err:
+                    if isinstance(err, ConfigError):
+                        raise
+                    raise ConfigError(
+                        f"estimators.{label}",
+                        f"cannot build it from {spec!r} ({err}); allowed: {{kind: ..., options}}",
+                    ) from err
+        except ConfigError as err:
+            varied = [k for k in design if err.key == k or err.key.startswith(k + ".")]
+            if not varied:
+                raise
+            raise ConfigError(f"design.{err.key}", err.message) from err
 
 
 def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, ...]:
@@ -242,25 +381,41 @@ def validate(cfg: DictConfig | dict) -> StudySpec:
     ConfigError
         The first offending key, with what is allowed.
     """
-    from mlesim.scenarios import Scenario
     from mlesim.studies import check_study
 
-    if isinstance(cfg, DictConfig):
-        config = OmegaConf.to_container(cfg, resolve=True)
-    else:
-        config = OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(MlesimConf), cfg))
+    config = _plain(cfg)
     config.pop("hydra", None)
     allowed = [f.name for f in dataclasses.fields(MlesimConf)]
     for key in config:
         if key not in allowed:
             raise ConfigError(key, f"unknown key; allowed: {', '.join(allowed)}")
+    check_present(config)
     check_scalars(config)
+    check_estimator_specs(config["estimators"])
     config["n"] = check_sizes(config["n"])
     check_runner(config["runner"])
+    check_stopping(config)
     check_study(config)
     design = check_design(config)
     config["design"] = design
     conditions = build_conditions(config, design)
-    for cond in conditions:
-        Scenario.from_config(cond.config, n=cond.factors["n"]).estimators()
+    check_conditions(config, conditions)
     return StudySpec(config, conditions)
+
+
+def _plain(cfg: DictConfig | dict) -> dict:
+    """The configuration as plain containers, resolved; a plain dict is merged over the
+    schema first. OmegaConf's type errors become ConfigError."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mlesim.error_lines import omegaconf_error_parts
+
+    try:
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(MlesimConf), cfg))
+    except OmegaConfBaseException as err:
+        parts = omegaconf_error_parts(err)
+        if parts is None:
+            raise ConfigError("config", str(err).splitlines()[0]) from err
+        raise ConfigError(*parts) from err

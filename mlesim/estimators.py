@@ -56,6 +56,59 @@ def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) 
         return np.sqrt(var)
 
 
+#: the ``se`` option of the MLE
+SE_METHODS = ("expected", "observed", "sandwich")
+
+
+def _diag_sqrt(cov: np.ndarray) -> np.ndarray:
+    """sqrt of the diagonals of (R, k, k) covariances; negative or NaN give NaN."""
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+
+
+def _inverse(a: np.ndarray) -> np.ndarray:
+    """Batched (pseudo-)inverse of (R, k, k) matrices; rows with non-finite entries → NaN."""
+    out = np.full(a.shape, np.nan)
+    ok = np.all(np.isfinite(a), axis=(1, 2))
+    if ok.any():
+        out[ok] = np.linalg.pinv(a[ok])
+    return out
+
+
+def observed_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Standard errors from the observed information, sqrt(diag((−H(θ̂))⁻¹)).
+
+    Parameters
+    ----------
+    x : (R, n) data; theta : (R, p) estimates; free : (p,) bool mask of estimated
+    parameters. H is the Hessian of the log-likelihood Σ_i log f(x_i; θ) in the
+    family's own parameters (analytic for the named families, numerical otherwise;
+    Efron & Hinkley 1978, Biometrika 65:457).
+
+    Returns
+    -------
+    (R, k), k = free.sum(); NaN where −H is not finite or not positive definite.
+    """
+    with np.errstate(all="ignore"):
+        h = family.hessian(x, theta)[:, free][:, :, free]
+        return _diag_sqrt(_inverse(-h))
+
+
+def sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Robust (sandwich) standard errors, sqrt(diag(H⁻¹ B H⁻¹)) with B = Σ_i s_i s_iᵀ.
+
+    s_i is the score of observation i at θ̂ and H the Hessian of the log-likelihood
+    (Huber 1967; White 1982, Econometrica 50:1, Thm 3.2) — valid when the model is
+    wrong, the estimand then being the pseudo-true value. No small-sample correction
+    (statsmodels' ``cov_type="HC0"``). Shapes as :func:`observed_se`.
+    """
+    with np.errstate(all="ignore"):
+        h_inv = _inverse(family.hessian(x, theta)[:, free][:, :, free])
+        s = family.score(x, theta)[:, :, free]
+        b = np.einsum("rni,rnj->rij", s, s)
+        return _diag_sqrt(h_inv @ b @ h_inv)
+
+
 class Estimator:
     """Base class; subclasses implement :meth:`_fit` and declare ``kind``."""
 
@@ -106,13 +159,23 @@ class Estimator:
 
 
 class MLE(Estimator):
-    """Maximum likelihood; SE from the expected Fisher information at θ̂.
+    """Maximum likelihood, batched over replicates (closed form or batched Newton).
 
-    Options: ``fixed`` — mapping of parameters held at given values.
+    Options
+    -------
+    fixed : mapping of parameters held at given values (e.g. ``{nu: 5}`` for student_t).
+    se : ``expected`` (default) | ``observed`` | ``sandwich`` — the standard errors:
+        expected information n I(θ̂) (:func:`information_se`), observed information
+        −H(θ̂) (:func:`observed_se`), or the sandwich H⁻¹ (Σ s sᵀ) H⁻¹ that stays valid
+        under misspecification (:func:`sandwich_se`).
+
+    After :meth:`fit`, besides the common attributes, ``reason_`` is an object array
+    (R,) saying why each failed replicate failed ('' where it converged), e.g. the
+    Student-t's "boundary: nu_hat = inf …".
     """
 
     kind = "mle"
-    options = ("fixed",)
+    options = ("fixed", "se")
 
     def validate(self):
         fixed = dict(self.fixed or {})
@@ -127,16 +190,38 @@ class MLE(Estimator):
         if len(fixed) == self.model.p:
             raise ConfigError(f"{self.key}.fixed", "at least one parameter must stay free")
         self.fixed = {k: float(v) for k, v in fixed.items()}
+        self.se = "expected" if self.se is None else self.se
+        if self.se not in SE_METHODS:
+            raise ConfigError(
+                f"{self.key}.se", f"unknown {self.se!r}; allowed: {', '.join(SE_METHODS)}"
+            )
 
     @property
     def param_names_(self):
         return tuple(n for n in self.model.params if n not in (self.fixed or {}))
 
+    def fit(self, x: np.ndarray) -> MLE:
+        """Fit every row of ``x`` (R, n); also sets ``reason_`` (R,)."""
+        super().fit(x)
+        reason = getattr(self, "_reason", None)
+        r = self.converged_.shape[0]
+        reason = np.full(r, "", dtype=object) if reason is None else reason.astype(object)
+        reason[self.converged_] = ""
+        reason[~self.converged_ & (reason == "")] = "non-finite estimate"
+        self.reason_ = reason
+        return self
+
     def _fit(self, x):
         res = self.model.mle(x, self.fixed or None)
         free = fixed_mask(self.model, self.fixed)
-        se = information_se(self.model, res.theta, x.shape[1], free)
+        if self.se == "observed":
+            se = observed_se(self.model, x, res.theta, free)
+        elif self.se == "sandwich":
+            se = sandwich_se(self.model, x, res.theta, free)
+        else:
+            se = information_se(self.model, res.theta, x.shape[1], free)
         self._conv = res.converged
+        self._reason = res.reason
         return res.theta[:, free], se, res.n_iter
 
 

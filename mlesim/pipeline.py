@@ -1,44 +1,64 @@
-"""One study from validated spec to run directory: generate and analyse (the engine),
-summarise (metrics), then the study's figures and the run's report."""
+"""One study from validated spec to run directory: generate and analyse (the engine,
+through the run's chunk checkpoints), summarise (metrics), record failures, then the
+study's figures and the run's report."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
+from mlesim.checkpoint import ChunkStore
 from mlesim.config import StudySpec
-from mlesim.engine import simulate
+from mlesim.engine import run_study
+from mlesim.failures import warning_line
 from mlesim.report import write_report
-from mlesim.storage import write_csv, write_parquet
+from mlesim.storage import write_csv, write_parquet, write_text
 from mlesim.studies import render_study
-from mlesim.summarise import failure_counts, summarise
+from mlesim.summarise import split_summary, summarise
 
 log = logging.getLogger("mlesim")
 
 
 def run_pipeline(spec: StudySpec, outdir: Path, progress: bool | None = None) -> dict:
-    """Run the study and write replicates.parquet, summary.csv, figures/ and report.md.
+    """Run the study and write replicates.parquet, summary.csv, summary_extended.csv,
+    failures.csv, figures/ and report.md; finished chunks are kept in ``chunks/``, so
+    running again into the same directory resumes (``runner.resume``).
 
     Returns
     -------
-    dict with the ``replicates`` and ``summary`` tables and the ``figures`` written.
+    dict with the ``replicates``, ``summary`` and ``failures`` tables, the ``figures``
+    written and the :class:`~mlesim.engine.Simulation` as ``simulation``.
     """
     outdir = Path(outdir)
     progress = spec["runner"]["progress"] if progress is None else progress
-    replicates = simulate(spec, progress=progress)
-    summary = summarise(spec, replicates)
+    chunks = outdir / "chunks"
+    store = ChunkStore(chunks, resume=spec["runner"]["resume"])
+    write_text(chunks / "config.json", json.dumps(spec.config, indent=1, default=repr))
+    sim = run_study(spec, store, progress=progress)
+    if sim.resumed:
+        log.info("resumed %d of %d chunks from %s", sim.resumed, sim.chunks, chunks)
+    replicates = sim.replicates
     extended = summarise(spec, replicates, extended=True)
+    summary = split_summary(extended, spec.factor_names)
     write_parquet(outdir / "replicates.parquet", replicates)
     write_csv(outdir / "summary.csv", summary)
     write_csv(outdir / "summary_extended.csv", extended)
-    failed, empty = failure_counts(summary)
-    if failed:
-        log.warning(
-            "%d replicate fits failed and were left out of the measures (n_failed)%s",
-            failed,
-            f"; {empty} cell(s) had no successful fit and show NaN measures" if empty else "",
-        )
+    write_csv(outdir / "failures.csv", sim.failures)
+    line = warning_line(sim.failures, summary, spec.factor_names)
+    if line:
+        log.warning(line)
+    if sim.stopping is not None:
+        log.info(sim.stopping.summary_line())
+        if sim.stopping.capped:
+            log.warning(sim.stopping.capped_line())
     figures, notes = render_study(spec, replicates, summary, outdir / "figures")
     write_report(outdir / "report.md", spec, summary, figures, notes)
     log.info("results in %s", outdir)
-    return {"replicates": replicates, "summary": summary, "figures": figures}
+    return {
+        "replicates": replicates,
+        "summary": summary,
+        "failures": sim.failures,
+        "figures": figures,
+        "simulation": sim,
+    }

@@ -152,7 +152,10 @@ class Scenario:
 
         def negloglik(z):
             theta = np.array([d.from_free(zi) for d, zi in zip(domains, z, strict=True)])
-            return -self.expect(lambda x: model.logpdf(np.atleast_2d(x), theta[None])[0])
+            # quad (continuous truths) passes a scalar and needs one back
+            return -self.expect(
+                lambda x: model.logpdf(np.atleast_2d(x), theta[None])[0].reshape(np.shape(x))
+            )
 
         res = so.minimize(
             negloglik,

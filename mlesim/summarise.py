@@ -11,6 +11,9 @@ from mlesim.families.base import fixed_mask
 from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
 from mlesim.scenarios import Scenario
 
+#: columns of the replicates table that :func:`mlesim.metrics.performance` reads
+_USED = ("replicate", "estimate", "se", "converged")
+
 
 def targets(spec: StudySpec) -> pd.DataFrame:
     """One row per condition × estimator × parameter: factors, ``estimator``, ``param``,
@@ -37,15 +40,43 @@ def targets(spec: StudySpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise(spec: StudySpec, replicates: pd.DataFrame, extended: bool = False) -> pd.DataFrame:
+def attach_targets(replicates: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The columns ``keys`` + ``replicate``, ``estimate``, ``se``, ``converged`` of
+    ``replicates`` with ``true_value`` and ``crlb`` added from ``table``.
+
+    Each row's group is numbered once (``ngroup``) and the small table of groups is
+    merged with ``table``, so the replicates are never merged or copied row-wise
+    (pandas' copy-on-write shares the selected columns).
+    """
+    work = replicates[keys + list(_USED)]
+    grouped = work.groupby(keys, sort=False, observed=True, dropna=False)
+    gid = grouped.ngroup().to_numpy()
+    _, first = np.unique(gid, return_index=True)
+    heads = work[keys].iloc[first].reset_index(drop=True)
+    heads = heads.astype(
+        {k: object for k in keys if isinstance(heads[k].dtype, pd.CategoricalDtype)}
+    )
+    found = heads.merge(table, on=keys, how="left", validate="one_to_one")
+    return work.assign(
+        true_value=found["true_value"].to_numpy()[gid], crlb=found["crlb"].to_numpy()[gid]
+    )
+
+
+def summarise(
+    spec: StudySpec,
+    replicates: pd.DataFrame,
+    extended: bool = False,
+    *,
+    table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The summary table (summary.csv): one row per condition × estimator × parameter,
-    in grid and configuration order, with DESIGN.md's columns."""
+    in grid and configuration order, with DESIGN.md's columns (``extended``: plus
+    EXTENDED_COLUMNS). ``table`` is :func:`targets` ``(spec)``, computed if None."""
     keys = spec.factor_names + ["estimator", "param"]
-    tab = targets(spec)
-    df = replicates.merge(tab, on=keys, how="left", validate="many_to_one")
+    tab = targets(spec) if table is None else table
     ref = spec["estimators"] and ("mle" if "mle" in spec["estimators"] else None)
     out = performance(
-        df,
+        attach_targets(replicates, tab, keys),
         "true_value",
         by=keys,
         level=spec["confidence"],
@@ -53,10 +84,16 @@ def summarise(spec: StudySpec, replicates: pd.DataFrame, extended: bool = False)
         reference=ref,
         extended=extended,
     )
+    out = out.astype({k: object for k in ("estimator", "param")})
     order = tab[keys].reset_index(drop=True).reset_index(names="_order")
     out = out.merge(order, on=keys, how="left").sort_values("_order", kind="stable")
     columns = keys + list(SUMMARY_COLUMNS) + (list(EXTENDED_COLUMNS) if extended else [])
     return out[columns].reset_index(drop=True)
+
+
+def split_summary(extended: pd.DataFrame, factor_names: list[str]) -> pd.DataFrame:
+    """summary.csv's columns out of an extended summary (the same rows and values)."""
+    return extended[factor_names + ["estimator", "param", *SUMMARY_COLUMNS]].copy()
 
 
 def failure_counts(summary: pd.DataFrame) -> tuple[int, int]:

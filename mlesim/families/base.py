@@ -70,11 +70,15 @@ class FitResult:
         Estimates in the family's parameter order (fixed parameters filled in).
     converged : ndarray of bool, shape (R,)
     n_iter : ndarray of int, shape (R,)
+    reason : ndarray of object (str), shape (R,), or None
+        Why a replicate failed ('' where it converged); None when the family gives
+        no reasons (closed forms, whose only failure is a non-finite estimate).
     """
 
     theta: np.ndarray
     converged: np.ndarray
     n_iter: np.ndarray
+    reason: np.ndarray | None = None
 
 
 class Family:
@@ -173,6 +177,71 @@ class Family:
         raise NotImplementedError
 
     # ----- shared -----------------------------------------------------------------
+    def score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Per-observation score ∂ log f(x_i; θ)/∂θ, shape (R, n, p), for ``x`` (R, n)
+        and ``theta`` (R, p).
+
+        Default: central differences of :meth:`logpdf` with steps ε^(1/3)·scale
+        (Nocedal & Wright 2006, §8.1); families with analytic scores override it.
+        """
+        theta = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], self.p))
+        steps = self._steps(theta, np.finfo(float).eps ** (1 / 3))
+        out = np.empty(x.shape + (self.p,))
+        with np.errstate(all="ignore"):
+            for j in range(self.p):  # loop over parameters, not replicates
+                up, dn = theta.copy(), theta.copy()
+                up[:, j] += steps[:, j]
+                dn[:, j] -= steps[:, j]
+                diff = self.logpdf(x, up) - self.logpdf(x, dn)
+                out[..., j] = diff / (2 * steps[:, j, None])
+        return out
+
+    def hessian(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Hessian of the log-likelihood Σ_i log f(x_i; θ), shape (R, p, p).
+
+        Default: central second differences of :meth:`loglik` with steps ε^(1/4)·scale
+        (Abramowitz & Stegun 1972, 25.3.26); families with analytic Hessians override it.
+        """
+        theta = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], self.p))
+        steps = self._steps(theta, np.finfo(float).eps ** (1 / 4))
+        out = np.empty((x.shape[0], self.p, self.p))
+
+        def at(*moves):
+            t = theta.copy()
+            for j, sign in moves:
+                t[:, j] += sign * steps[:, j]
+            return self.loglik(x, t)
+
+        with np.errstate(all="ignore"):
+            f0 = self.loglik(x, theta)
+            for i in range(self.p):  # loop over parameter pairs, not replicates
+                hi = steps[:, i]
+                out[:, i, i] = (at((i, 2)) - 2 * f0 + at((i, -2))) / (4 * hi**2)
+                for j in range(i):
+                    hj = steps[:, j]
+                    cross = (
+                        at((i, 1), (j, 1))
+                        - at((i, 1), (j, -1))
+                        - at((i, -1), (j, 1))
+                        + at((i, -1), (j, -1))
+                    )
+                    out[:, i, j] = out[:, j, i] = cross / (4 * hi * hj)
+        return out
+
+    def _steps(self, theta: np.ndarray, c: float) -> np.ndarray:
+        """Finite-difference steps (R, p) that keep θ ± 2·step inside each domain."""
+        steps = np.empty_like(theta)
+        for j, name in enumerate(self.params):
+            v = np.abs(theta[:, j])
+            kind = self.domains[name].kind
+            if kind == "positive":
+                steps[:, j] = c * v
+            elif kind == "unit":
+                steps[:, j] = c * np.minimum(v, 1 - v)
+            else:
+                steps[:, j] = c * np.maximum(v, 1.0)
+        return steps
+
     def in_support(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask of ``x`` inside the support (default: every finite value)."""
         return np.isfinite(x)

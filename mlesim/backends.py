@@ -1,0 +1,118 @@
+"""Where chunks run: in this process, on joblib's loky or threading workers, or on a
+dask.distributed cluster through joblib's dask backend.
+
+``runner.backend=dask`` joins the scheduler at ``runner.dask.address`` or, when that is
+null, starts a LocalCluster of ``runner.dask.n_workers`` processes with one thread each
+(numerical code is single-threaded per chunk; processes avoid the GIL) and closes it at
+the end. With dask the cluster's size, not ``runner.n_jobs``, sets the parallelism.
+Results come back in completion order; the engine puts them in place by task, so the
+backend never changes the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from joblib import Parallel, delayed, parallel_config
+
+log = logging.getLogger("mlesim")
+
+#: seconds to wait for a dask scheduler or for a LocalCluster's workers
+DASK_TIMEOUT = 60
+
+
+def _indexed(func: Callable, i: int, item: Any) -> tuple[int, Any]:
+    return i, func(item)
+
+
+class Pool:
+    """Maps a function over items with the backend of ``runner`` (a context manager).
+
+    Parameters
+    ----------
+    runner : the validated ``runner`` configuration (``backend``, ``n_jobs``, ``dask``)
+
+    A dask cluster is started on the first :meth:`imap_unordered` call, not before, so a
+    fully resumed run starts none; :meth:`close` (or leaving the ``with`` block) shuts
+    down whatever was started.
+    """
+
+    def __init__(self, runner: dict):
+        self.runner = runner
+        self._stack = contextlib.ExitStack()
+        self._client = None
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the dask client and cluster this pool started (if any)."""
+        self._client = None
+        self._stack.close()
+
+    def imap_unordered(self, func: Callable, items: Iterable) -> Iterator[tuple[int, Any]]:
+        """Yield ``(position, func(item))`` as each call finishes, in any order."""
+        items = list(items)
+        if not items:  # e.g. every chunk resumed: start no cluster
+            return
+        backend, n_jobs = self.runner["backend"], self.runner["n_jobs"]
+        if backend == "dask":
+            config = {"backend": "dask", "client": self._dask_client()}
+            n_jobs = -1  # the cluster's cores
+        elif backend == "sequential" or n_jobs == 1 or len(items) <= 1:
+            yield from (_indexed(func, i, item) for i, item in enumerate(items))
+            return
+        elif backend == "loky":
+            config = {"backend": "loky", "inner_max_num_threads": 1}
+        else:
+            config = {"backend": backend}
+        with parallel_config(**config):
+            yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(_indexed)(func, i, item) for i, item in enumerate(items)
+            )
+
+    def _dask_client(self):
+        if self._client is None:
+            self._client = self._stack.enter_context(dask_client(self.runner["dask"]))
+        return self._client
+
+
+@contextlib.contextmanager
+def dask_client(dask: dict) -> Iterator[Any]:
+    """A dask.distributed Client: joined to ``dask['address']``, or to a LocalCluster of
+    ``dask['n_workers']`` single-threaded worker processes started here and closed on exit.
+    """
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:  # pragma: no cover - dask is an optional extra
+        raise RuntimeError(
+            "runner.backend=dask needs dask.distributed: pip install 'mlesim[dask]'"
+        ) from err
+    if dask.get("address"):
+        log.info("joining the dask scheduler at %s", dask["address"])
+        with Client(dask["address"], timeout=DASK_TIMEOUT, set_as_default=False) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=dask["n_workers"],
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster, timeout=DASK_TIMEOUT, set_as_default=False) as client,
+    ):
+        log.info(
+            "started a dask LocalCluster at %s with %d workers",
+            cluster.scheduler_address,
+            dask["n_workers"],
+        )
+        yield client

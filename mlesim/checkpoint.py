@@ -1,0 +1,200 @@
+"""Checkpoints: every finished chunk is saved, so a killed run resumes where it stopped.
+
+A chunk's results go to ``<run dir>/chunks/c<condition key>-<chunk>.npz`` in one atomic
+step (:func:`mlesim.storage.atomic_write`): a reader sees the whole file or none. Each
+file carries a *fingerprint*, a SHA-256 of everything that determines its content — the
+condition's configuration (truth, model, contamination, estimator specs, design values),
+the seed, the condition key, the chunk index and bounds, and the mlesim version. A run
+with ``runner.resume=true`` skips a chunk whose file holds the expected fingerprint and
+recomputes one whose fingerprint differs (stale: made by another configuration).
+
+Without a run directory (``ChunkStore(None)``) the store keeps results in memory, so
+the engine has one code path.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import zipfile
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mlesim.storage import atomic_write
+
+if TYPE_CHECKING:
+    from mlesim.engine import Task
+
+log = logging.getLogger("mlesim")
+
+#: bump when the layout of a chunk file changes (old files then count as stale)
+FORMAT = 1
+
+#: configuration keys that cannot change a chunk's content (chunk bounds and design
+#: values enter the fingerprint separately)
+IGNORED_KEYS = frozenset(
+    {
+        "name",
+        "study",
+        "analysis",
+        "runner",
+        "replications",
+        "stopping",
+        "confidence",
+        "estimand",
+        "design",
+        "n",
+        "hydra",
+    }
+)
+
+#: arrays of a chunk result (see :func:`mlesim.engine.run_task`), stored as two
+#: structured arrays: one entry per row of the replicates table, one per failed fit
+ROW_FIELDS = (
+    ("est", "i2"),
+    ("replicate", "i8"),
+    ("param", "i2"),
+    ("estimate", "f8"),
+    ("se", "f8"),
+    ("converged", "?"),
+)
+FAIL_FIELDS = (("fail_est", "i2"), ("fail_row", "i8"), ("fail_reason", "U"))
+RESULT_KEYS = tuple(name for name, _ in ROW_FIELDS + FAIL_FIELDS)
+
+
+def _pack(result: dict[str, np.ndarray], fields: tuple) -> np.ndarray:
+    """Columns of ``result`` named in ``fields`` as one structured array."""
+    dtype = [
+        (name, f"U{max(1, max(map(len, result[name]), default=1))}" if code == "U" else code)
+        for name, code in fields
+    ]
+    out = np.empty(len(result[fields[0][0]]), dtype=dtype)
+    for name, _ in fields:
+        out[name] = result[name]
+    return out
+
+
+@functools.cache
+def mlesim_version() -> str:
+    """The installed mlesim version ('unknown' when not installed)."""
+    try:
+        return version("mlesim")
+    except PackageNotFoundError:  # pragma: no cover - the package is installed in use
+        return "unknown"
+
+
+def fingerprint(task: Task) -> str:
+    """SHA-256 (hex) of everything that determines the content of ``task``'s chunk."""
+    config = {k: v for k, v in task.condition.config.items() if k not in IGNORED_KEYS}
+    content = {
+        "format": FORMAT,
+        "mlesim": mlesim_version(),
+        "config": config,
+        "factors": task.condition.factors,
+        "seed": task.seed,
+        "condition_key": task.key,
+        "chunk": task.chunk,
+        "start": task.start,
+        "stop": task.stop,
+    }
+    canon = json.dumps(content, sort_keys=True, default=repr)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def chunk_name(task: Task) -> str:
+    """File name of a chunk: condition key (16 hex digits) and chunk index."""
+    return f"c{task.key:016x}-{task.chunk:06d}.npz"
+
+
+class ChunkStore:
+    """Finished chunks, on disk under ``root`` or in memory when ``root`` is None.
+
+    Parameters
+    ----------
+    root : directory of the chunk files (created when the first chunk is saved), or None
+    resume : reuse chunks saved by an earlier run when their fingerprint matches
+    """
+
+    def __init__(self, root: str | Path | None, resume: bool = True):
+        self.root = None if root is None else Path(root)
+        self.resume = resume
+        self._memory: dict[tuple[int, int], tuple[str, dict]] = {}
+        self._fresh: set[tuple[int, int]] = set()
+        if self.root is not None and self.root.is_dir():
+            for tmp in self.root.glob(".*.tmp"):  # left by a killed writer
+                tmp.unlink(missing_ok=True)
+
+    def path(self, task: Task) -> Path | None:
+        """Where ``task``'s chunk is stored (None in memory)."""
+        return None if self.root is None else self.root / chunk_name(task)
+
+    def done(self, task: Task) -> bool:
+        """True when the chunk need not be computed: saved in this run, or (resume)
+        saved earlier with a matching fingerprint."""
+        ident = (task.key, task.chunk)
+        if ident in self._fresh:
+            return True
+        if not self.resume:
+            return False
+        return self._read(task, fingerprint_only=True) is not None
+
+    def pending(self, tasks: Iterable[Task]) -> list[Task]:
+        """The tasks whose chunk must still be computed, in the given order."""
+        return [t for t in tasks if not self.done(t)]
+
+    def save(self, task: Task, result: dict[str, np.ndarray]) -> None:
+        """Store ``result`` (the arrays of :data:`RESULT_KEYS`) for ``task``."""
+        fp = fingerprint(task)
+        ident = (task.key, task.chunk)
+        self._fresh.add(ident)
+        if self.root is None:
+            self._memory[ident] = (fp, result)
+            return
+        rows, fails = _pack(result, ROW_FIELDS), _pack(result, FAIL_FIELDS)
+
+        def _write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, fingerprint=np.asarray(fp), rows=rows, fails=fails)
+
+        atomic_write(self.path(task), _write)
+
+    def load(self, task: Task) -> dict[str, np.ndarray]:
+        """The stored result of ``task``; KeyError if absent or stale."""
+        result = self._read(task)
+        if result is None:
+            raise KeyError(f"no up-to-date chunk {chunk_name(task)}")
+        return result
+
+    def results(self, tasks: Iterable[Task]) -> Iterator[dict[str, np.ndarray]]:
+        """The stored results of ``tasks``, one at a time, in order."""
+        for task in tasks:
+            yield self.load(task)
+
+    def _read(self, task: Task, fingerprint_only: bool = False) -> dict | None:
+        expected = fingerprint(task)
+        if self.root is None:
+            fp, result = self._memory.get((task.key, task.chunk), (None, None))
+            return result if fp == expected else None
+        path = self.path(task)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["fingerprint"]) != expected:
+                    log.debug("stale chunk %s is recomputed", path.name)
+                    return None
+                if fingerprint_only:
+                    return {}
+                rows, fails = data["rows"], data["fails"]
+                out = {name: rows[name] for name, _ in ROW_FIELDS}
+                out.update({name: fails[name] for name, _ in FAIL_FIELDS})
+                return out
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            log.debug("unreadable chunk %s is recomputed", path.name)
+            return None

@@ -1,0 +1,77 @@
+"""Build the curated ``results/`` report from the newest run of each study.
+
+``python -m mlesim.curate`` (from the repository root) looks under ``experiments/``
+for run directories (those holding a ``summary.csv``), takes the newest per
+experiment name, copies its ``summary.csv``, ``report.md`` and ``figures/`` to
+``results/<name>/`` and writes ``results/REPORT.md`` linking them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mlesim.storage import write_text
+
+
+def newest_runs(root: Path) -> dict[str, Path]:
+    """Newest run directory (by summary.csv mtime) under each ``root/<name>/``."""
+    out = {}
+    for study in sorted(p for p in root.iterdir() if p.is_dir()):
+        runs = sorted(study.rglob("summary.csv"), key=lambda p: p.stat().st_mtime)
+        if runs:
+            out[study.name] = runs[-1].parent
+    return out
+
+
+def copy_run(run: Path, dest: Path) -> None:
+    """Replace ``dest`` with the run's summary, report and figures."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in ("summary.csv", "report.md", "failures.csv"):
+        if (run / name).exists():
+            shutil.copy2(run / name, dest / name)
+    if (run / "figures").is_dir():
+        shutil.copytree(run / "figures", dest / "figures")
+    hydra = run / ".hydra" / "overrides.yaml"
+    if hydra.exists():
+        shutil.copy2(hydra, dest / "overrides.yaml")
+
+
+def first_paragraphs(report: Path, limit: int = 3) -> list[str]:
+    """The bold-headed notes of a run report (its key numbers)."""
+    if not report.exists():
+        return []
+    paras = report.read_text(encoding="utf-8").split("\n\n")
+    return [p.strip() for p in paras if p.startswith("**")][:limit]
+
+
+def build(root: Path = Path("experiments"), out: Path = Path("results")) -> Path:
+    """Copy the newest run of every study to ``out`` and write ``out/REPORT.md``."""
+    runs = newest_runs(root)
+    lines = [
+        "# mlesim results",
+        "",
+        "The newest run of each study, copied by `python -m mlesim.curate`. Each folder "
+        "holds the run's `summary.csv` (every measure with its Monte Carlo SE), its "
+        "`report.md` and `figures/`; `overrides.yaml` records the command-line overrides.",
+        "",
+    ]
+    for name, run in runs.items():
+        dest = out / name
+        copy_run(run, dest)
+        lines += [
+            f"## {name}",
+            "",
+            f"[report]({name}/report.md) · [summary.csv]({name}/summary.csv)",
+            "",
+        ]
+        for fig in sorted((dest / "figures").glob("*.png")):
+            lines += [f"![{fig.stem}]({name}/figures/{fig.name})", ""]
+        lines += [p + "\n" for p in first_paragraphs(dest / "report.md")]
+    return write_text(out / "REPORT.md", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    print(build())

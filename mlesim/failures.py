@@ -1,0 +1,167 @@
+"""Failed fits: why a replicate failed, the run's failures.csv, its one warning line, and
+:func:`replay` to get a failed data set back.
+
+A replicate *fails* for an estimator when the fit raised, returned a non-finite estimate
+or did not converge. It is kept in replicates.parquet with ``converged = False``, left
+out of every measure and counted in summary.csv's ``n_failed``. A boundary estimate is
+not a failure: p̂ = 0 from an all-zero Bernoulli sample is a finite, converged estimate
+(its Wald interval has width 0 and misses p, which is what a study should show).
+
+The reason is the estimator's own ``reason_`` (object array (R,), '' where fine) when it
+gives one, else ``'raised <Type>: <message>'``, ``'non-finite estimate'`` or
+``'not converged'``. failures.csv has one row per failed (estimator, replicate) with what
+replays it: the design factors, ``estimator``, ``replicate``, ``reason``, ``seed``,
+``condition_key``, ``chunk`` and ``row`` (position within the chunk).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from mlesim.config import StudySpec, validate
+from mlesim.estimators import Estimator
+
+FAILURE_COLUMNS = ("estimator", "replicate", "reason", "seed", "condition_key", "chunk", "row")
+
+#: longest reason kept (an exception message can be long)
+MAX_REASON = 200
+
+
+def raised(err: BaseException) -> str:
+    """Reason for a fit that raised: ``'raised <Type>: <first line of the message>'``."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"raised {type(err).__name__}: {first}"[:MAX_REASON]
+
+
+def fit_safely(est: Estimator, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Fit ``est`` to ``x`` (R, n) and say which replicates failed and why.
+
+    Returns
+    -------
+    values, se : (R, k) estimates and standard errors (NaN where the fit raised)
+    ok : (R,) bool, True where converged with every estimate finite
+    reason : (R,) object, '' where ok, else why it failed (see the module docstring)
+    """
+    rows, k = x.shape[0], len(est.param_names_)
+    try:
+        est.fit(x)
+    except Exception as err:  # an estimator that raises fails its replicates, not the run
+        nan = np.full((rows, k), np.nan)
+        return nan, nan.copy(), np.zeros(rows, dtype=bool), np.full(rows, raised(err), object)
+    values, se = np.asarray(est.params_, float), np.asarray(est.se_, float)
+    finite = np.all(np.isfinite(values), axis=1)
+    ok = np.asarray(est.converged_, dtype=bool) & finite
+    reason = np.full(rows, "", dtype=object)
+    reason[~ok & ~finite] = "non-finite estimate"
+    reason[~ok & finite] = "not converged"
+    own = getattr(est, "reason_", None)
+    if own is not None:
+        own = np.asarray(own, dtype=object)
+        use = ~ok & (own != "") & pd.notna(own)
+        reason[use] = [str(r)[:MAX_REASON] for r in own[use]]
+    return values, se, ok, reason
+
+
+def warning_line(failures: pd.DataFrame, summary: pd.DataFrame, factor_names: list[str]) -> str:
+    """The run's one line about failures ('' when there were none).
+
+    It gives the number of failed fits, the commonest reasons per estimator, where the
+    details are, and the cells (condition × estimator × parameter) where every replicate
+    failed, which summary.csv shows with ``n_rep = 0`` and NaN measures.
+    """
+    if failures.empty:
+        return ""
+    parts = []
+    for label, group in failures.groupby("estimator", sort=False, observed=True):
+        common = Counter(group["reason"]).most_common(2)
+        reasons = ", ".join(f"{r!r} ×{c}" for r, c in common)
+        more = "" if len(common) == group["reason"].nunique() else ", …"
+        parts.append(f"{label}: {reasons}{more}")
+    line = (
+        f"{len(failures)} replicate fit(s) failed and were left out of the measures "
+        f"(n_failed in summary.csv; reasons and replay info in failures.csv) — " + "; ".join(parts)
+    )
+    empty = summary[(summary["n_rep"] == 0) & (summary["n_failed"] > 0)]
+    if not empty.empty:
+        cells = [
+            " ".join(f"{k}={row[k]}" for k in factor_names) + f" {row['estimator']}/{row['param']}"
+            for _, row in empty.iterrows()
+        ]
+        shown = ", ".join(cells[:5]) + (", …" if len(cells) > 5 else "")
+        line += (
+            f". No successful fit in {len(empty)} cell(s), shown in summary.csv with NaN "
+            f"measures: {shown}"
+        )
+    return line
+
+
+def read_spec(run_dir: str | Path) -> StudySpec:
+    """The validated study of a run directory: from ``chunks/config.json`` (written by
+    every run), else Hydra's ``.hydra/config.yaml``."""
+    run_dir = Path(run_dir)
+    saved, composed = run_dir / "chunks" / "config.json", run_dir / ".hydra" / "config.yaml"
+    if saved.is_file():
+        config = json.loads(saved.read_text(encoding="utf-8"))
+    elif composed.is_file():
+        config = OmegaConf.to_container(OmegaConf.load(composed), resolve=True)
+    else:
+        raise FileNotFoundError(f"{run_dir} holds neither chunks/config.json nor .hydra/")
+    return validate(config)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One replicate regenerated from the seed.
+
+    Attributes
+    ----------
+    x : (n,) the replicate's data set
+    estimate : (k,) the estimator's estimate of it, refitted with its whole chunk as in
+        the run (NaN where the fit failed)
+    reason : why the fit failed ('' when it did not)
+    seed, condition_key, chunk, row : where the data set comes from
+    """
+
+    x: np.ndarray
+    estimate: np.ndarray
+    reason: str
+    seed: int
+    condition_key: int
+    chunk: int
+    row: int
+
+
+def replay(run_dir: str | Path, factors: dict, estimator: str, replicate: int) -> Replay:
+    """Regenerate replicate ``replicate`` of the cell ``factors`` and refit ``estimator``.
+
+    The data come from ``SeedSequence(seed, spawn_key=(condition_key, chunk))`` exactly as
+    in the run; the configuration is read from ``<run_dir>/chunks/config.json`` (written
+    by every run) or Hydra's ``<run_dir>/.hydra/config.yaml``.
+
+    Parameters
+    ----------
+    run_dir : the run directory
+    factors : the cell's design factors as in failures.csv, e.g. ``{"n": 10}``
+    estimator : an estimator label of the run
+    replicate : the replicate number (0-based, as in failures.csv)
+    """
+    from mlesim.engine import chunk_data, locate
+
+    spec = read_spec(run_dir)
+    task, row = locate(spec, factors, replicate)
+    scen, x = chunk_data(task)
+    labels = [e.label for e in scen.estimators()]
+    if estimator not in labels:
+        raise KeyError(f"no estimator {estimator!r} in {run_dir}; have: {', '.join(labels)}")
+    est = scen.estimators()[labels.index(estimator)]
+    values, _, _, reason = fit_safely(est, x)
+    return Replay(
+        x[row].copy(), values[row].copy(), reason[row], task.seed, task.key, task.chunk, row
+    )

@@ -1,0 +1,45 @@
+"""Small helpers shared by the consistency, crlb_efficiency and asymptotic_normality
+studies: option checks and the scenario behind a design cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlesim.config import StudySpec
+from mlesim.errors import ConfigError
+from mlesim.scenarios import Scenario
+
+
+def merged_options(config: dict, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``analysis.*`` of ``config`` over the study's defaults."""
+    return {**defaults, **(config.get("analysis") or {})}
+
+
+def check_positive(value: Any, key: str) -> float:
+    """``value`` as a float > 0, or ConfigError naming ``analysis.<key>``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"analysis.{key}", f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def check_choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, or ConfigError naming ``analysis.<key>``."""
+    if value not in allowed:
+        raise ConfigError(f"analysis.{key}", f"unknown {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def check_min_sizes(config: dict, study: str, minimum: int = 2) -> None:
+    """The study needs at least ``minimum`` sample sizes in ``n``."""
+    if len(config["n"]) < minimum:
+        raise ConfigError(
+            "n", f"study {study} needs at least {minimum} sample sizes, got {config['n']}"
+        )
+
+
+def cell_scenario(spec: StudySpec, cell: dict) -> Scenario:
+    """The scenario of the first condition (smallest position in the grid) of a design cell."""
+    for cond in spec.conditions:
+        if all(cond.factors[k] == v for k, v in cell.items()):
+            return Scenario.from_config(cond.config, n=cond.factors["n"])
+    raise KeyError(f"no condition matches {cell}")

@@ -1,0 +1,184 @@
+"""Tests of mlesim.priors: prior validation, posterior modes and Laplace SEs.
+
+The posterior-mode formulas are also checked against a numerical maximisation of
+the log-posterior in test_estimators.py; here each conjugate pair is checked
+against scipy's conjugate posterior and its curvature against finite differences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+import scipy.stats as st
+
+from mlesim.errors import ConfigError
+from mlesim.families import get_family
+from mlesim.priors import CONJUGATE, check_prior, conjugate_map
+
+KEY = "estimators.map.prior"
+
+PRIORS = {
+    ("bernoulli", "p"): {"a": 2.5, "b": 4.0},
+    ("poisson", "lam"): {"shape": 3.0, "rate": 0.5},
+    ("exponential", "rate"): {"shape": 2.0, "rate": 1.5},
+    ("normal", "mu"): {"mean": -1.0, "var": 0.3},
+    ("normal", "sigma2"): {"shape": 3.0, "scale": 2.0},
+}
+TRUTH = {
+    "bernoulli": [0.4],
+    "poisson": [4.0],
+    "exponential": [2.0],
+    "normal": [1.0, 2.0],
+}
+
+
+def log_prior(dist: str, h: dict, v: np.ndarray) -> np.ndarray:
+    """log π(v) from scipy.stats, in the parameterisation of mlesim.priors."""
+    if dist == "beta":
+        return st.beta.logpdf(v, h["a"], h["b"])
+    if dist == "gamma":
+        return st.gamma.logpdf(v, h["shape"], scale=1.0 / h["rate"])
+    if dist == "normal":
+        return st.norm.logpdf(v, h["mean"], np.sqrt(h["var"]))
+    return st.invgamma.logpdf(v, h["shape"], scale=h["scale"])
+
+
+def test_every_conjugate_pair_is_tested():
+    assert set(PRIORS) == set(CONJUGATE)
+
+
+# ----------------------------------------------------------------- validation
+def test_check_prior_fills_the_distribution_and_converts_to_float():
+    out = check_prior(get_family("bernoulli"), {"p": {"a": 2, "b": 3}}, KEY)
+    assert out == {"p": {"dist": "beta", "a": 2.0, "b": 3.0}}
+    assert all(type(v) is float for k, v in out["p"].items() if k != "dist")
+    assert check_prior(get_family("normal"), {}, KEY) == {}
+
+
+@pytest.mark.parametrize(
+    ("family", "prior"),
+    [
+        ("bernoulli", {"p": {"a": 1, "b": 1}}),  # uniform: a, b >= 1 inclusive
+        ("poisson", {"lam": {"shape": 1, "rate": 1e-9}}),
+        ("normal", {"mu": {"dist": "normal", "mean": -50, "var": 1e-6}}),
+        ("normal", {"sigma2": {"shape": 1e-3, "scale": 1e-3}}),
+    ],
+)
+def test_boundary_hyper_parameters_are_accepted(family, prior):
+    assert set(check_prior(get_family(family), prior, KEY)) == set(prior)
+
+
+@pytest.mark.parametrize(
+    ("family", "prior", "key"),
+    [
+        ("bernoulli", {"p": {"a": 0.99, "b": 1}}, "p.a"),
+        ("bernoulli", {"p": {"a": 1, "b": float("inf")}}, "p.b"),
+        ("bernoulli", {"p": {"a": 1, "b": "2"}}, "p.b"),
+        ("bernoulli", {"p": {"a": 1}}, "p.b"),
+        ("bernoulli", {"p": {"a": 1, "b": 1, "c": 1}}, "p.c"),
+        ("bernoulli", {"p": {"dist": "gamma", "shape": 2, "rate": 1}}, "p.dist"),
+        ("poisson", {"lam": {"shape": 0.5, "rate": 1}}, "lam.shape"),
+        ("exponential", {"rate": {"shape": 2, "rate": -1}}, "rate.rate"),
+        ("normal", {"mu": {"mean": float("nan"), "var": 1}}, "mu.mean"),
+        ("normal", {"mu": {"mean": 0, "var": 0}}, "mu.var"),
+        ("normal", {"sigma2": {"shape": 0, "scale": 1}}, "sigma2.shape"),
+        ("normal", {"sigma2": {"dist": "gamma", "shape": 2, "rate": 1}}, "sigma2.dist"),
+        ("normal", {"p": {"a": 2, "b": 2}}, "p"),
+    ],
+)
+def test_bad_priors_name_the_key(family, prior, key):
+    with pytest.raises(ConfigError) as info:
+        check_prior(get_family(family), prior, KEY)
+    assert info.value.key == f"{KEY}.{key}"
+
+
+def test_non_conjugate_parameter_lists_the_allowed():
+    with pytest.raises(ConfigError) as info:
+        check_prior(get_family("normal"), {"lam": {}}, KEY)
+    assert "mu" in info.value.message and "sigma2" in info.value.message
+
+
+# --------------------------------------------------------- modes and curvature
+def _cases():
+    for (family, name), h in PRIORS.items():
+        yield pytest.param(family, name, h, id=f"{family}.{name}")
+
+
+@pytest.mark.parametrize(("family", "name", "h"), _cases())
+def test_mode_maximises_the_conditional_posterior(family, name, h, rng):
+    """With the other parameters at their estimates, the mode maximises
+    log L + log π in the prior's parameter (scipy densities only)."""
+    fam = get_family(family)
+    x = fam.sample(rng, np.asarray(TRUTH[family]), (4, 9))
+    dist = CONJUGATE[(family, name)][0]
+    prior = check_prior(fam, {name: h}, KEY)
+    est, se, n_iter = conjugate_map(fam, x, prior)
+    assert est.shape == se.shape == (4, fam.p) and n_iter.shape == (4,)
+    j = fam.index(name)
+    for r in range(4):
+
+        def neg(v, r=r):
+            theta = est[r].copy()
+            theta[j] = v
+            return -(fam.logpdf(x[r : r + 1], theta).sum() + log_prior(dist, h, v))
+
+        lo, hi = (1e-9, 1 - 1e-9) if dist == "beta" else (est[r, j] - 5, est[r, j] + 5)
+        lo = max(lo, 1e-9) if fam.domains[name].kind != "real" else lo
+        res = so.minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
+        np.testing.assert_allclose(est[r, j], res.x, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("family", "name", "h"), _cases())
+def test_laplace_se_uses_the_prior_curvature(family, name, h, rng):
+    """se⁻² = n I(θ̂)_jj − d² log π(θ̂_j), the second derivative by finite differences."""
+    fam = get_family(family)
+    x = fam.sample(rng, np.asarray(TRUTH[family]), (4, 9))
+    dist = CONJUGATE[(family, name)][0]
+    est, se, _ = conjugate_map(fam, x, check_prior(fam, {name: h}, KEY))
+    j = fam.index(name)
+    v = est[:, j]
+    step = 1e-4 * v if fam.domains[name].kind != "real" else np.full_like(v, 1e-4)
+    d2 = (
+        log_prior(dist, h, v + step) - 2 * log_prior(dist, h, v) + log_prior(dist, h, v - step)
+    ) / step**2
+    info = x.shape[1] * fam.fisher(est)[:, j, j]
+    np.testing.assert_allclose(se[:, j] ** -2, info - d2, rtol=1e-5)
+
+
+def test_conjugate_posterior_mode_agrees_with_scipy_posterior():
+    """Beta(a + Σx, b + n − Σx) is the bernoulli posterior (Gelman et al. 2013, §2.4):
+    its mode, found numerically from scipy's density, is the MAP."""
+    fam = get_family("bernoulli")
+    x = np.array([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
+    a, b = 2.5, 4.0
+    est, _, _ = conjugate_map(fam, x, check_prior(fam, {"p": {"a": a, "b": b}}, KEY))
+    s, n = x.sum(), x.shape[1]
+    post = st.beta(a + s, b + n - s)
+    res = so.minimize_scalar(
+        lambda p: -post.logpdf(p),
+        bounds=(1e-9, 1 - 1e-9),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
+    np.testing.assert_allclose(est[0, 0], res.x, rtol=1e-7)
+
+
+def test_normal_joint_mode_iterates_only_with_a_mean_prior(rng):
+    fam = get_family("normal")
+    x = fam.sample(rng, np.array([1.0, 2.0]), (5, 6))
+    sig = check_prior(fam, {"sigma2": PRIORS[("normal", "sigma2")]}, KEY)
+    _, _, n_iter = conjugate_map(fam, x, sig)
+    np.testing.assert_array_equal(n_iter, 0)
+    both = check_prior(fam, {"mu": PRIORS[("normal", "mu")], **sig}, KEY)
+    est, _, n_iter = conjugate_map(fam, x, both)
+    assert ((n_iter > 0) & (n_iter < 500)).all()
+    # at the joint mode each coordinate is its conditional mode (the fixed point)
+    h, g = both["mu"], both["sigma2"]
+    mu, s2 = est[:, 0], est[:, 1]
+    n = x.shape[1]
+    np.testing.assert_allclose(
+        mu, (n * x.mean(axis=1) * h["var"] + h["mean"] * s2) / (n * h["var"] + s2), rtol=1e-10
+    )
+    q = ((x - mu[:, None]) ** 2).sum(axis=1)
+    np.testing.assert_allclose(s2, (g["scale"] + q / 2) / (g["shape"] + n / 2 + 1), rtol=1e-10)
