@@ -11,17 +11,25 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from mlesim.storage import write_text
 
 
+def run_name(run: Path) -> str:
+    """The ``name`` a run was made with (from its .hydra record; else its folder)."""
+    record = run / ".hydra" / "config.yaml"
+    if record.exists():
+        return str(OmegaConf.load(record).get("name", run.parent.name))
+    return run.parent.name
+
+
 def newest_runs(root: Path) -> dict[str, Path]:
-    """Newest run directory (by summary.csv mtime) under each ``root/<name>/``."""
-    out = {}
-    for study in sorted(p for p in root.iterdir() if p.is_dir()):
-        runs = sorted(study.rglob("summary.csv"), key=lambda p: p.stat().st_mtime)
-        if runs:
-            out[study.name] = runs[-1].parent
-    return out
+    """Newest run directory (by summary.csv mtime) for each run ``name`` under ``root``."""
+    out: dict[str, Path] = {}
+    for summary in sorted(root.rglob("summary.csv"), key=lambda p: p.stat().st_mtime):
+        out[run_name(summary.parent)] = summary.parent
+    return dict(sorted(out.items()))
 
 
 def copy_run(run: Path, dest: Path) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from mlesim.errors import ConfigError
 from mlesim.families import Family
 from mlesim.families.base import fixed_mask
+from mlesim.optimize import minors_adjugate
 from mlesim.priors import conjugate_map
 
 
@@ -37,22 +38,14 @@ def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) 
     -------
     (R, k) with k = free.sum(): inverse of the free block of n·I(θ̂) (Cramér–Rao;
     Casella & Berger 2002, Thm 10.1.12). Infinite information gives SE 0 (a boundary
-    estimate such as p̂ = 0), singular or NaN information gives NaN.
+    estimate such as p̂ = 0), NaN information gives NaN.
     """
     info = n * family.fisher(theta)[:, free][:, :, free]
     with np.errstate(divide="ignore", invalid="ignore"):
         if info.shape[-1] == 1:
             var = 1.0 / info[:, :, 0]
         else:
-            var = np.full(info.shape[:-1], np.nan)
-            diag = np.diagonal(info, axis1=1, axis2=2)
-            off = info[:, ~np.eye(info.shape[-1], dtype=bool)]
-            diagonal = np.all(off == 0, axis=1)  # e.g. the normal: inf information → SE 0
-            var[diagonal] = 1.0 / diag[diagonal]
-            ok = np.all(np.isfinite(info), axis=(1, 2)) & ~diagonal
-            if ok.any():
-                inv = np.linalg.pinv(info[ok])
-                var[ok] = np.diagonal(inv, axis1=1, axis2=2)
+            var = np.diagonal(_inverse(info), axis1=1, axis2=2)
         return np.sqrt(var)
 
 
@@ -67,11 +60,26 @@ def _diag_sqrt(cov: np.ndarray) -> np.ndarray:
 
 
 def _inverse(a: np.ndarray) -> np.ndarray:
-    """Batched (pseudo-)inverse of (R, k, k) matrices; rows with non-finite entries → NaN."""
+    """Batched inverse of (R, k, k) matrices; rows with non-finite entries → NaN.
+
+    For k ≤ 3 the adjugate formula (no per-matrix LAPACK call); rows whose determinant
+    is tiny relative to the product of the diagonal, and every row for k > 3, use
+    ``np.linalg.pinv``.
+    """
     out = np.full(a.shape, np.nan)
     ok = np.all(np.isfinite(a), axis=(1, 2))
-    if ok.any():
-        out[ok] = np.linalg.pinv(a[ok])
+    rest = ok.copy()
+    if 1 < a.shape[-1] <= 3 and ok.any():
+        minors, adj = minors_adjugate(a[ok])
+        det = minors[-1]
+        scale = np.abs(np.prod(np.diagonal(a[ok], axis1=1, axis2=2), axis=1))
+        good = np.abs(det) > 1e-12 * scale
+        idx = np.flatnonzero(ok)
+        with np.errstate(all="ignore"):
+            out[idx[good]] = adj[good] / det[good, None, None]
+        rest[idx[good]] = False
+    if rest.any():
+        out[rest] = np.linalg.pinv(a[rest])
     return out
 
 
@@ -98,7 +106,7 @@ def sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarr
     """Robust (sandwich) standard errors, sqrt(diag(H⁻¹ B H⁻¹)) with B = Σ_i s_i s_iᵀ.
 
     s_i is the score of observation i at θ̂ and H the Hessian of the log-likelihood
-    (Huber 1967; White 1982, Econometrica 50:1, Thm 3.2) — valid when the model is
+    (Huber 1967; White 1982, Econometrica 50:1) — valid when the model is
     wrong, the estimand then being the pseudo-true value. No small-sample correction
     (statsmodels' ``cov_type="HC0"``). Shapes as :func:`observed_se`.
     """

@@ -64,7 +64,8 @@ class NewtonResult:
 
     def reasons(self) -> np.ndarray:
         """(R,) object array of reason strings ('' where converged)."""
-        return np.array([MESSAGES[int(s)] for s in self.status], dtype=object)
+        table = np.array([MESSAGES[k] for k in range(len(MESSAGES))], dtype=object)
+        return table[self.status]
 
 
 def ascent_direction(g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +86,7 @@ def ascent_direction(g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarr
     k = g.shape[1]
     if k > 3:
         return _modified(g, a)
-    minors, adj = _minors_adjugate(a)
+    minors, adj = minors_adjugate(a)
     negdef = np.all(minors > 0, axis=0)
     with np.errstate(all="ignore"):
         d = np.einsum("mij,mj->mi", adj, g) / minors[-1][:, None]
@@ -95,7 +96,7 @@ def ascent_direction(g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return d, negdef
 
 
-def _minors_adjugate(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def minors_adjugate(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Leading principal minors (k, m) and adjugate (m, k, k) of k×k matrices, k ≤ 3,
     in closed form (a batched LAPACK call costs more than the arithmetic here)."""
     k = a.shape[1]

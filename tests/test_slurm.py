@@ -73,9 +73,10 @@ def test_a_two_job_sweep_runs_through_submitit(tmp_path):
     assert (sweep / ".submitit").is_dir()  # submitit ran the jobs
     tables = {}
     for job, seed in ((0, 1), (1, 2)):
-        summary = pd.read_csv(sweep / str(job) / "summary.csv")
+        run = sweep / f"{job}_study"  # hydra.sweep.subdir: <job>_<name>
+        summary = pd.read_csv(run / "summary.csv")
         assert summary["n_rep"].tolist() == [20, 20]
-        tables[seed] = pd.read_parquet(sweep / str(job) / "replicates.parquet")
+        tables[seed] = pd.read_parquet(run / "replicates.parquet")
         spec = validate(compose_plain(*SWEEP, f"seed={seed}"))
         pd.testing.assert_frame_equal(tables[seed], simulate(spec, progress=False))
     assert not tables[1]["estimate"].equals(tables[2]["estimate"])

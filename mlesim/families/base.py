@@ -200,7 +200,7 @@ class Family:
         """Hessian of the log-likelihood Σ_i log f(x_i; θ), shape (R, p, p).
 
         Default: central second differences of :meth:`loglik` with steps ε^(1/4)·scale
-        (Abramowitz & Stegun 1972, 25.3.26); families with analytic Hessians override it.
+        (the O(h²) central formulas); families with analytic Hessians override it.
         """
         theta = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], self.p))
         steps = self._steps(theta, np.finfo(float).eps ** (1 / 4))

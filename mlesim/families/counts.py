@@ -24,7 +24,7 @@ class NegativeBinomial(SmoothFamily):
 
     P(X = x) = Γ(x + r) / (Γ(r) x!) · (r/(r + μ))^r · (μ/(r + μ))^x, x = 0, 1, …,
     with mean μ (``mu``) and size r > 0 (``size``): Var X = μ + μ²/r (the NB2 model of
-    Cameron & Trivedi 2013, §3.3, with α = 1/r). In scipy it is
+    Cameron & Trivedi 2013, ch. 3, with α = 1/r). In scipy it is
     ``nbinom(n=size, p=size/(size + mu))``; size → ∞ is the Poisson(μ).
 
     Fisher information per observation: μ and r are orthogonal, I_μμ = r/(μ(μ + r)) and
@@ -37,7 +37,8 @@ class NegativeBinomial(SmoothFamily):
     Boundary (r̂ = ∞). The derivative of the log-likelihood in 1/r at the Poisson limit
     is ½ Σ[(x − μ̂)² − x], so when the sample variance (divisor n) does not exceed the
     mean the likelihood increases all the way to the Poisson limit (and the finite
-    maximum is unique otherwise; Levin & Reeds 1977, Ann. Stat. 5:79). Such a
+    maximum exists and is unique otherwise; Aragón, Eberly & Eberly 1992, Stat. Probab.
+    Lett. 15:375). Such a
     replicate is reported as a **failure** with the reason "boundary: size_hat = inf …"
     (μ̂ = x̄, r̂ = inf), as is one whose Newton iterate passes ``SIZE_MAX``. All-zero
     samples fail too (μ̂ = 0).
