@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -312,7 +312,7 @@ def mean_efficiency(family: Family, theta: npt.ArrayLike) -> float:
     return float(_inverse_information(family, theta)[j, j]) / var
 
 
-def median_variance(dist, n: int, points: int = 4097) -> float:
+def median_variance(dist: Any, n: int, points: int = 4097) -> float:
     """Exact variance of the median of ``n`` (odd) draws from a continuous distribution.
 
     The median is the order statistic X_(k), k = (n + 1)/2, and X_(k) = Q(U_(k)) with

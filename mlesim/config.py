@@ -110,6 +110,7 @@ class StudySpec:
 
     @property
     def factor_names(self) -> list[str]:
+        """Design-factor columns of the tables: ``n``, then the ``design`` keys."""
         return list(self.conditions[0].factors)
 
     def __getitem__(self, key: str) -> Any:
@@ -194,7 +195,7 @@ def check_design(config: dict) -> dict[str, list]:
         if key.split(".")[0] in ("design", "runner", "seed", "replications", "name", "study"):
             raise ConfigError(
                 dkey,
-                "cannot vary this key; allowed: truth.*, contamination.*, "
+                "cannot vary this key; allowed: truth.*, model, contamination.*, "
                 "estimators.*, confidence, analysis.*",
             )
         try:
@@ -343,6 +344,7 @@ def check_conditions(config: dict, conditions: tuple[Condition, ...]) -> None:
     for cond in conditions:
         try:
             scen = Scenario.from_config(cond.config, n=cond.factors["n"])
+            scen.check_estimand()
             for label, spec in cond.config["estimators"].items():
                 try:
                     make_estimator(label, spec, scen.model)

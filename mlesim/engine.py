@@ -71,6 +71,7 @@ class Task:
 
     @property
     def key(self) -> int:
+        """The condition key of :func:`condition_key` (part of the chunk's seed)."""
         return condition_key(self.condition.factors)
 
 
@@ -145,7 +146,7 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------ execution
-def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar=None) -> int:
+def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar: tqdm | None = None) -> int:
     """Run the tasks that ``store`` does not hold yet and save each as it finishes.
 
     Returns the number of chunks computed (the rest were resumed). ``bar`` (tqdm)
@@ -162,7 +163,7 @@ def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar=None) -> int:
     return len(todo)
 
 
-def progress_bar(progress: bool | None, total: int = 0):
+def progress_bar(progress: bool | None, total: int = 0) -> tqdm:
     """A tqdm bar over chunks (shown when ``progress``, or on a terminal if None)."""
     show = sys.stderr.isatty() if progress is None else progress
     return tqdm(total=total, disable=not show, desc="chunks", unit="chunk")

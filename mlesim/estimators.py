@@ -24,7 +24,7 @@ from mlesim.errors import ConfigError
 from mlesim.families import Family
 from mlesim.families.base import fixed_mask
 from mlesim.optimize import minors_adjugate
-from mlesim.priors import conjugate_map
+from mlesim.priors import CONJUGATE, check_prior, conjugate_map
 
 
 def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) -> np.ndarray:
@@ -144,6 +144,7 @@ class Estimator:
 
     @property
     def param_names_(self) -> tuple[str, ...]:
+        """Names of the k estimated parameters, the columns of ``params_`` and ``se_``."""
         return self.model.params
 
     def fit(self, x: np.ndarray) -> Estimator:
@@ -245,8 +246,13 @@ class MAP(Estimator):
     options = ("prior",)
 
     def validate(self):
-        from mlesim.priors import check_prior
-
+        families = list(dict.fromkeys(fam for fam, _ in CONJUGATE))
+        if self.model.name not in families:
+            raise ConfigError(
+                f"{self.key}.kind",
+                f"map needs a model with conjugate priors ({', '.join(families)}), "
+                f"not {self.model.name}",
+            )
         self.prior = check_prior(self.model, dict(self.prior or {}), f"{self.key}.prior")
 
     def _fit(self, x):

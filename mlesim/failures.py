@@ -65,7 +65,7 @@ def fit_safely(est: Estimator, x: np.ndarray) -> tuple[np.ndarray, ...]:
     if own is not None:
         own = np.asarray(own, dtype=object)
         use = ~ok & (own != "") & pd.notna(own)
-        reason[use] = [str(r)[:MAX_REASON] for r in own[use]]
+        reason[use] = own[use].astype(str).astype(f"U{MAX_REASON}").astype(object)  # cut
     return values, se, ok, reason
 
 

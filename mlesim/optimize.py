@@ -60,6 +60,7 @@ class NewtonResult:
 
     @property
     def converged(self) -> np.ndarray:
+        """(R,) bool, True where the status is CONVERGED."""
         return self.status == CONVERGED
 
     def reasons(self) -> np.ndarray:

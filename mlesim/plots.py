@@ -15,14 +15,19 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from mlesim.storage import atomic_write  # noqa: E402
 
 MCSE_MULT = 2.0
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 4.0):
+def new_figure(
+    ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 4.0
+) -> tuple[Figure, np.ndarray]:
     """A figure with a grid of axes (always returned as a 2-D array)."""
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
@@ -30,7 +35,7 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float
     return fig, axes
 
 
-def save(fig, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as PNG atomically and close it."""
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
@@ -38,7 +43,9 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def errorbars(ax, x, y, mcse, label: str, **kw) -> None:
+def errorbars(
+    ax: Axes, x: npt.ArrayLike, y: npt.ArrayLike, mcse: npt.ArrayLike, label: str, **kw
+) -> None:
     """Simulated values with ±2 MCSE bars."""
     ax.errorbar(
         x,
@@ -52,7 +59,7 @@ def errorbars(ax, x, y, mcse, label: str, **kw) -> None:
     )
 
 
-def theory_curve(ax, x: Iterable[float], f: Callable, label: str, **kw) -> None:
+def theory_curve(ax: Axes, x: Iterable[float], f: Callable, label: str, **kw) -> None:
     """A theory curve evaluated on a fine grid spanning ``x`` (log-spaced when x > 0)."""
     x = np.asarray(list(x), dtype=float)
     lo, hi = x.min(), x.max()
@@ -72,7 +79,12 @@ def by_estimator(summary: pd.DataFrame, param: str, **filters) -> dict[str, pd.D
 
 
 def label_axes(
-    ax, xlabel: str, ylabel: str, title: str | None = None, logx: bool = False, logy: bool = False
+    ax: Axes,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
 ) -> None:
     """Axis labels, optional log scales and title, and a legend."""
     ax.set_xlabel(xlabel)
@@ -92,13 +104,15 @@ def mcse_note() -> str:
     return "points: simulation ± 2 Monte Carlo SE; lines: theory"
 
 
-def dodge(x, i: int, k: int, width: float = 0.04) -> np.ndarray:
+def dodge(x: npt.ArrayLike, i: int, k: int, width: float = 0.04) -> np.ndarray:
     """``x`` scaled by exp(width · (i − (k − 1)/2)) so that series i of k side by side
     stay visible on a log axis (points of equal x no longer hide each other)."""
     return np.asarray(x, dtype=float) * np.exp(width * (i - (k - 1) / 2))
 
 
-def band(ax, x, centre, mcse, label: str, **kw) -> None:
+def band(
+    ax: Axes, x: npt.ArrayLike, centre: npt.ArrayLike, mcse: npt.ArrayLike, label: str, **kw
+) -> None:
     """A theory value ± 2 MCSE as a shaded band (where simulation should fall)."""
     x, centre = np.asarray(x, dtype=float), np.asarray(centre, dtype=float)
     half = MCSE_MULT * np.asarray(mcse, dtype=float)

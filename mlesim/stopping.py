@@ -47,6 +47,7 @@ class Rule:
 
     @classmethod
     def from_config(cls, config: dict) -> Rule:
+        """The rule of a condition's configuration (its ``stopping`` section)."""
         s = config["stopping"]
         return cls(
             float(s["target_mcse"]),

@@ -3,6 +3,8 @@ replicates table and reduce it with :func:`mlesim.metrics.performance`."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,9 @@ from mlesim.config import StudySpec
 from mlesim.families.base import fixed_mask
 from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
 from mlesim.scenarios import Scenario
+
+#: configuration keys that determine a condition's estimand (not n)
+_ESTIMAND_KEYS = ("truth", "model", "contamination", "estimand")
 
 #: columns of the replicates table that :func:`mlesim.metrics.performance` reads
 _USED = ("replicate", "estimate", "se", "converged")
@@ -20,9 +25,13 @@ def targets(spec: StudySpec) -> pd.DataFrame:
     ``true_value`` (the estimand θ*) and ``crlb`` = [(n I(θ*))⁻¹]_jj for the
     parameters the estimator leaves free."""
     rows = []
+    known: dict[str, np.ndarray] = {}  # the estimand does not depend on n: once per cell
     for cond in spec.conditions:
         scen = Scenario.from_config(cond.config, n=cond.factors["n"])
-        target = scen.target()
+        key = json.dumps([cond.config[k] for k in _ESTIMAND_KEYS], sort_keys=True, default=repr)
+        if key not in known:
+            known[key] = scen.target()
+        target = known[key]
         for est in scen.estimators():
             free = fixed_mask(scen.model, getattr(est, "fixed", None))
             crlb = scen.crlb(target, free)
@@ -94,10 +103,3 @@ def summarise(
 def split_summary(extended: pd.DataFrame, factor_names: list[str]) -> pd.DataFrame:
     """summary.csv's columns out of an extended summary (the same rows and values)."""
     return extended[factor_names + ["estimator", "param", *SUMMARY_COLUMNS]].copy()
-
-
-def failure_counts(summary: pd.DataFrame) -> tuple[int, int]:
-    """(total failed replicates, number of cells where every replicate failed)."""
-    failed = int(np.nansum(summary["n_failed"]))
-    empty = int(((summary["n_rep"] == 0) & (summary["n_failed"] > 0)).sum())
-    return failed, empty

@@ -1,8 +1,11 @@
-"""Shared fixtures: a seeded generator, Hydra composition, scenarios and Monte Carlo checks."""
+"""Shared fixtures: a seeded generator, Hydra composition, validated specs, scenarios,
+a time limit, and Monte Carlo checks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 import mlesim.__main__ as cli
-from mlesim.config import register_schema
+from mlesim.config import StudySpec, register_schema, validate
 from mlesim.scenarios import Scenario
 
 #: Monte Carlo tolerance (DESIGN.md): |estimate − theory| < Z · MCSE
@@ -35,6 +38,28 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 def compose_cfg() -> Callable[..., DictConfig]:
     """``compose_cfg(*overrides)`` → the composed (unvalidated) configuration."""
     return lambda *overrides: compose_config(overrides)
+
+
+def study_spec(base: dict, runner: dict | None = None, **changes: Any) -> StudySpec:
+    """A validated StudySpec: a copy of ``base`` with ``runner`` merged into its
+    ``runner`` and the other top-level keys replaced by ``changes``."""
+    config = copy.deepcopy(base)
+    config["runner"] = {**config.get("runner", {}), **(runner or {})}
+    config.update(changes)
+    return validate(config)
+
+
+@pytest.fixture
+def alarm() -> Iterator[Callable[[int], Any]]:
+    """``alarm(seconds)``: fail a test that runs longer instead of hanging CI."""
+
+    def _raise(signum, frame):
+        raise TimeoutError("test took too long")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    yield signal.alarm
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def make_scenario(

@@ -3,18 +3,15 @@ process or port left behind), or an existing cluster joined by address and left 
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
-import signal
 import socket
 import time
 
 import pandas as pd
 import psutil
-import pytest
+from conftest import study_spec
 
-from mlesim.config import validate
 from mlesim.engine import simulate
 
 BASE = {
@@ -27,22 +24,7 @@ BASE = {
 
 
 def make_spec(**runner):
-    config = copy.deepcopy(BASE)
-    config["runner"].update(runner)
-    return validate(config)
-
-
-@pytest.fixture
-def alarm():
-    """Fail a test that runs longer than ``seconds`` instead of hanging CI."""
-
-    def _raise(signum, frame):
-        raise TimeoutError("test took too long")
-
-    previous = signal.signal(signal.SIGALRM, _raise)
-    yield lambda seconds: signal.alarm(seconds)
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    return study_spec(BASE, runner)
 
 
 def workers(proc: psutil.Process) -> set[int]:

@@ -3,14 +3,11 @@ chunks finish, or on the backend (loky or dask)."""
 
 from __future__ import annotations
 
-import copy
-import signal
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import study_spec
 
-from mlesim.config import validate
 from mlesim.engine import assemble, collect, execute, plan, simulate
 
 BASE = {
@@ -27,22 +24,7 @@ BASE = {
 
 
 def make_spec(**runner):
-    config = copy.deepcopy(BASE)
-    config["runner"].update(runner)
-    return validate(config)
-
-
-@pytest.fixture
-def alarm():
-    """Fail a test that runs longer than ``seconds`` instead of hanging CI."""
-
-    def _raise(signum, frame):
-        raise TimeoutError("test took too long")
-
-    previous = signal.signal(signal.SIGALRM, _raise)
-    yield lambda seconds: signal.alarm(seconds)
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    return study_spec(BASE, runner)
 
 
 def test_n_jobs_does_not_change_the_table():

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import study_spec
 from hypothesis import given
 from hypothesis import strategies as hs
 
 from mlesim import engine
-from mlesim.config import validate
 from mlesim.engine import REPLICATE_COLUMNS, chunk_size, condition_key, plan, simulate
 from mlesim.estimators import Mean
 
@@ -24,12 +22,9 @@ BASE = {
 }
 
 
-def make_spec(**changes):
+def make_spec(runner=None, **changes):
     """A validated StudySpec: BASE with top-level keys replaced (runner merged)."""
-    config = copy.deepcopy(BASE)
-    runner = {**config.pop("runner"), **changes.pop("runner", {})}
-    config.update(changes, runner=runner)
-    return validate(config)
+    return study_spec(BASE, runner, **changes)
 
 
 def rows(df: pd.DataFrame, **where) -> pd.DataFrame:

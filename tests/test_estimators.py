@@ -375,6 +375,9 @@ BAD_SPECS = [
         "e.prior.mu.dist",
     ),
     ("normal", {"kind": "map", "prior": {"lam": {"shape": 2, "rate": 1}}}, "e.prior.lam"),
+    # a family with no conjugate prior at all: refused up front, not failed per replicate
+    ("gamma", {"kind": "map"}, "estimators.e.kind"),
+    ("student_t", {"kind": "map"}, "estimators.e.kind"),
 ]
 
 

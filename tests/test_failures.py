@@ -4,12 +4,12 @@ are not failures."""
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import study_spec
 from scipy import stats
 
 from mlesim import estimators
@@ -51,9 +51,7 @@ BASE = {
 
 
 def make_spec(**changes):
-    config = copy.deepcopy(BASE)
-    config.update(changes)
-    return validate(config)
+    return study_spec(BASE, **changes)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ uninterrupted run, reusing the chunks it had finished; stale chunks are recomput
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import study_spec
 
 from mlesim.checkpoint import ChunkStore, chunk_name, fingerprint
 from mlesim.config import validate
@@ -42,11 +42,8 @@ BASE = {
 }
 
 
-def make_spec(**changes):
-    config = copy.deepcopy(BASE)
-    runner = {**config.pop("runner"), **changes.pop("runner", {})}
-    config.update(changes, runner=runner)
-    return validate(config)
+def make_spec(runner=None, **changes):
+    return study_spec(BASE, runner, **changes)
 
 
 def mlesim_cmd(run_dir: Path) -> list[str]:

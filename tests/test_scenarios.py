@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import Z, make_scenario, variance_mcse
 
+from mlesim.config import validate
 from mlesim.errors import ConfigError
 
 OUTLIERS = {"family": "normal", "params": {"mu": 10.0, "sigma2": 1.0}, "fraction": 0.1}
@@ -61,9 +62,32 @@ def test_estimand_choices():
     with pytest.raises(ConfigError) as info:
         make_scenario("exponential", {"rate": 2.0}, model="normal", estimand="truth")
     assert info.value.key == "estimand"
-    with pytest.raises(ConfigError) as info:
-        make_scenario("normal", {"mu": 0, "sigma2": 1}, contamination=OUTLIERS, estimand="truth")
-    assert info.value.key == "estimand"
+
+
+def test_truth_estimand_under_contamination_is_the_bulk_parameter():
+    """With outliers, 'truth' targets the clean θ (bias = damage done by the outliers);
+    'auto' the KL projection of the mixture."""
+    kw = {"contamination": OUTLIERS}
+    clean = make_scenario("normal", {"mu": 0.0, "sigma2": 1.0}, estimand="truth", **kw)
+    np.testing.assert_array_equal(clean.target(), [0.0, 1.0])
+    auto = make_scenario("normal", {"mu": 0.0, "sigma2": 1.0}, **kw)
+    np.testing.assert_allclose(auto.target(), [1.0, 10.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("family", "params", "expected"),
+    [
+        # N(0, 4): μ* = median = 0, b* = E|X| = σ √(2/π)
+        ("normal", {"mu": 0.0, "sigma2": 4.0}, [0.0, 2.0 * np.sqrt(2.0 / np.pi)]),
+        # Exp(1): μ* = median = log 2, b* = E|X − log 2| = log 2
+        ("exponential", {"rate": 1.0}, [np.log(2.0), np.log(2.0)]),
+    ],
+)
+def test_laplace_projection_is_median_and_mean_absolute_deviation(family, params, expected):
+    """The Laplace log-density has a kink at μ, which quadrature must not step over:
+    KL projection (μ*, b*) = (median, E|X − median|), to 1e-7."""
+    scen = make_scenario(family, params, model="laplace")
+    np.testing.assert_allclose(scen.target(), expected, rtol=1e-7, atol=1e-7)
 
 
 def test_crlb_is_the_inverse_information_over_n():
@@ -133,3 +157,22 @@ def test_zero_fraction_is_no_contamination():
         "normal", {"mu": 0.0, "sigma2": 1.0}, contamination={**OUTLIERS, "fraction": 0}
     )
     assert scen.contamination is None and not scen.misspecified
+
+
+@pytest.mark.parametrize("model", ["normal", "laplace"])
+def test_a_pseudo_true_value_that_does_not_exist_is_refused_before_the_run(model):
+    """Cauchy data have no finite variance (normal model) and no finite E|X − μ|
+    (laplace model): E_g log f = −∞ for every θ, so there is no KL projection."""
+    config = {
+        "truth": {"family": "cauchy", "params": {"mu": 0.0, "sigma": 1.0}},
+        "model": model,
+        "n": [10],
+        "estimators": {"mle": {"kind": "mle"}},
+    }
+    with pytest.raises(ConfigError) as info:
+        validate(config)
+    assert info.value.key == "model" and "no pseudo-true value" in info.value.message
+    # a model with tails as heavy as the data's has one: the truth itself
+    scen = make_scenario("cauchy", {"mu": 0.0, "sigma": 1.0}, model="student_t")
+    scen.check_estimand()
+    np.testing.assert_allclose(scen.target(), [0.0, 1.0, 1.0], atol=1e-6)

@@ -4,15 +4,14 @@ exactly the rows of a fixed-size run with its number of replicates."""
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import study_spec
 
 from mlesim.checkpoint import ChunkStore
-from mlesim.config import validate
 from mlesim.engine import run_study, simulate
 from mlesim.errors import ConfigError
 from mlesim.pipeline import run_pipeline
@@ -32,11 +31,7 @@ BASE = {
 
 
 def make_spec(stopping=None, runner=None, **changes):
-    config = copy.deepcopy(BASE)
-    config["stopping"].update(stopping or {})
-    config["runner"].update(runner or {})
-    config.update(changes)
-    return validate(config)
+    return study_spec(BASE, runner, stopping={**BASE["stopping"], **(stopping or {})}, **changes)
 
 
 def cell_rows(table: pd.DataFrame, n: int) -> pd.DataFrame:

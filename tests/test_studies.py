@@ -153,6 +153,53 @@ def test_normal_median_efficiency_matches_exact_theory(tmp_path):
     assert (1 - 2 / math.pi) > 8 * med["efficiency_mcse"]
 
 
+def test_crlb_efficiency_does_not_promise_efficiency_one_under_misspecification(tmp_path):
+    """A laplace model fitted to normal data: the MLE's limit is not 1 (the sandwich
+    variance is not the model's bound), and the report says so instead of claiming it."""
+    run(
+        tmp_path,
+        "experiment=crlb_efficiency",
+        "model=laplace",
+        "replications=50",
+        "n=[11,101]",
+        "analysis.optional_estimators=[mean,median]",
+    )
+    report = (tmp_path / "report.md").read_text()
+    assert "**Misspecification.**" in report and "sandwich" in report
+    assert "theory limit 1.0000" not in report
+
+
+# ------------------------------------------------------------------ variance_bias
+def test_variance_bias_draws_no_wrong_theory_for_a_known_mean(tmp_path):
+    """With μ fixed at its true value, Σ(x − μ)²/n is unbiased: the −σ²/n theory of the
+    MLE does not apply and is neither drawn nor tabulated for it."""
+    run(
+        tmp_path,
+        "experiment=variance_bias",
+        "replications=200",
+        "n=[2,10]",
+        "+estimators.known={kind:mle,fixed:{mu:0.0}}",
+    )
+    report = (tmp_path / "report.md").read_text()
+    table = report.split("**Bias against exact theory**")[1].split("## Summary")[0]
+    assert "| mle |" in table and "| known |" not in table
+
+
+def test_variance_bias_refuses_design_factors():
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config(["experiment=variance_bias", "+design.truth.params.sigma2=[1,4]"]))
+    assert err.value.key == "design"
+
+
+# ------------------------------------------------------------------ summary (generic)
+def test_summary_study_draws_every_design_cell(tmp_path):
+    out = run(tmp_path, "replications=20", "n=[5,50]", "+design.truth.params.mu=[0.0,2.0]")
+    names = sorted(p.name for p, _ in out["figures"])
+    assert names == sorted(
+        f"summary_{p}_truth.params.mu={mu}.png" for p in ("mu", "sigma2") for mu in (0.0, 2.0)
+    )
+
+
 # ------------------------------------------------------------------ asymptotic_normality
 def exponential_ks_exact(n: int) -> float:
     """sup_t |P(z ≤ t) − Φ(t)| for z = √n (λ̂/λ − 1), λ̂ = 1/x̄ of n exponentials:

@@ -114,6 +114,7 @@ class SmoothFamily(Family):
             return self.derivs(self.prepare(x), theta)[2]
 
     def kinds(self, free: np.ndarray) -> list[str]:
+        """Domain kinds of the free parameters (``free`` a (p,) mask)."""
         return [self.domains[n].kind for n, f in zip(self.params, free, strict=True) if f]
 
     def to_z(self, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -174,7 +175,7 @@ class SmoothFamily(Family):
         return theta, conv, res.n_iter, reason
 
 
-def fit_rows(family: Family, x: np.ndarray, fixed: dict, fit) -> FitResult:
+def fit_rows(family: Family, x: np.ndarray, fixed: dict, fit: Callable) -> FitResult:
     """Apply ``fit(x_good, fixed) -> (theta, converged, n_iter, reason)`` to the rows of
     ``x`` whose data lie in the family's support; the other rows fail with a reason."""
     r = x.shape[0]

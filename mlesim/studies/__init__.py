@@ -28,6 +28,10 @@ STUDIES = (
 )
 
 
+#: what a study's ``render`` returns: figures [(path, caption)] and report notes (Markdown)
+Rendered = tuple[list[tuple[Path, str]], list[str]]
+
+
 @dataclass
 class StudyContext:
     """What a study's ``render`` receives.

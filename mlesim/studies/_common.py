@@ -43,3 +43,24 @@ def cell_scenario(spec: StudySpec, cell: dict) -> Scenario:
         if all(cond.factors[k] == v for k, v in cell.items()):
             return Scenario.from_config(cond.config, n=cond.factors["n"])
     raise KeyError(f"no condition matches {cell}")
+
+
+def misspecified_note(scen: Scenario, cell: dict) -> str:
+    """A report note when a cell's model is wrong or its data contaminated ('' if not).
+
+    The ``crlb`` column is then the *model's* bound [I(θ*)⁻¹]_jj / n at the estimand θ*;
+    the MLE's variance tends to the sandwich [A⁻¹ B A⁻¹]_jj / n instead, with
+    A = −E_g ∂² log f and B = E_g (∂ log f)(∂ log f)ᵀ (White 1982, Econometrica 50:1), so
+    neither its efficiency nor its standardised spread need tend to 1.
+    """
+    if not scen.misspecified:
+        return ""
+    what = "contaminated data" if scen.contamination is not None else "a misspecified model"
+    where = ", ".join(f"{k} = {v}" for k, v in cell.items())
+    return (
+        f"**Misspecification{f' ({where})' if where else ''}.** With {what} ({scen.model.name} "
+        f"fitted to {scen.truth.name} data), the bound used here is the model's "
+        "I(θ*)⁻¹/n at the estimand θ*; the MLE's variance tends to the sandwich "
+        "A⁻¹BA⁻¹/n instead (White 1982), so its efficiency and the spread of its "
+        "standardised estimates need not tend to 1."
+    )

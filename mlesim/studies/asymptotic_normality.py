@@ -22,12 +22,23 @@ the distance's MCSE, 200).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import stats
 
 from mlesim import analysis, plots
 from mlesim.errors import ConfigError
-from mlesim.studies._common import check_choice, merged_options
+from mlesim.studies._common import (
+    cell_scenario,
+    check_choice,
+    merged_options,
+    misspecified_note,
+)
+
+if TYPE_CHECKING:
+    from mlesim.studies import Rendered, StudyContext
 
 OPTIONS: dict = {"distance": "ks", "qq_n": None, "n_boot": 200}
 
@@ -53,7 +64,7 @@ def check(config: dict) -> None:
             )
 
 
-def qq_sizes(ns, chosen: list | None) -> list:
+def qq_sizes(ns: Iterable, chosen: list | None) -> list:
     """The n of the QQ panels: ``chosen``, or up to four spread over the sorted grid."""
     ns = sorted(ns)
     if chosen:
@@ -112,7 +123,7 @@ def _distance_panel(ax, table, param, distance: str) -> list[str]:
     return fragments
 
 
-def render(ctx):
+def render(ctx: StudyContext) -> Rendered:
     """QQ figures per parameter and one distance figure per design cell."""
     figures, notes = [], []
     opts = ctx.options
@@ -122,6 +133,7 @@ def render(ctx):
         reps = analysis.attach_targets(analysis.cell_rows(ctx.replicates, cell), summary, keys)
         reps = reps[reps["converged"].astype(bool)].copy()
         reps["z"] = analysis.standardise(reps["estimate"], reps["true_value"], reps["crlb"])
+        notes.append(misspecified_note(cell_scenario(ctx.spec, cell), cell))
         params = list(dict.fromkeys(summary["param"]))
         estimators = list(dict.fromkeys(summary["estimator"]))
         sizes = qq_sizes(summary["n"].unique(), opts["qq_n"])
@@ -168,4 +180,4 @@ def render(ctx):
                 "slope n^(−1/2) for reference",
             )
         )
-    return figures, notes
+    return figures, [n for n in notes if n]

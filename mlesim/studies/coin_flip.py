@@ -8,12 +8,17 @@ DasGupta 2001).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mlesim import plots
 from mlesim.errors import ConfigError
 from mlesim.families import get_family
 from mlesim.theory import binomial_proportion_pmf, wald_coverage_binomial
+
+if TYPE_CHECKING:
+    from mlesim.studies import Rendered, StudyContext
 
 OPTIONS: dict = {"data": [1, 1, 0], "histogram_n": [3, 10, 100]}
 P_KEY = "truth.params.p"
@@ -35,7 +40,7 @@ def likelihood(data: list[int], p: np.ndarray) -> np.ndarray:
     return np.exp(fam.loglik(x, np.asarray(p, dtype=float)[:, None]))
 
 
-def render(ctx):
+def render(ctx: StudyContext) -> Rendered:
     """Three figures: likelihood, sampling distribution of p̂, Wald coverage."""
     data = list(ctx.options["data"])
     fig1, note1 = _likelihood_figure(ctx, data)

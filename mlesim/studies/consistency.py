@@ -25,6 +25,7 @@ Options (``analysis.*``):
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from mlesim.studies._common import (
     check_positive,
     merged_options,
 )
+
+if TYPE_CHECKING:
+    from mlesim.studies import Rendered, StudyContext
 
 OPTIONS: dict = {"delta": 0.1, "delta_scale": "information", "fit_min_n": 100}
 
@@ -168,7 +172,7 @@ def _param_figure(ctx, cell, summary, reps, param):
     return (path, caption), note
 
 
-def render(ctx):
+def render(ctx: StudyContext) -> Rendered:
     """Figures ``consistency_<param>[_<cell>].png``; notes with the fitted slopes."""
     figures, notes = [], []
     keys = ctx.spec.factor_names

@@ -10,7 +10,8 @@ panel per parameter, every estimator with ±2 MCSE bars, and the theory lines:
   (:func:`mlesim.analysis.median_efficiency`, :func:`~mlesim.analysis.median_efficiency_exact`);
 - the mean's asymptotic efficiency [I(θ)⁻¹]_jj / Var X when it is not 1.
 
-The median and mean lines are drawn for correctly specified models only.
+The median and mean lines, and the MLE's limit of 1, hold for correctly specified
+models only; otherwise the report says so (:func:`~mlesim.studies._common.misspecified_note`).
 
 Options (``analysis.*``):
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,7 +34,11 @@ from mlesim import analysis, plots
 from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS, make_estimator
 from mlesim.families import get_family
-from mlesim.studies._common import cell_scenario, merged_options
+from mlesim.studies._common import cell_scenario, merged_options, misspecified_note
+
+if TYPE_CHECKING:
+    from mlesim.config import StudySpec
+    from mlesim.studies import Rendered, StudyContext
 
 log = logging.getLogger("mlesim")
 
@@ -84,7 +90,7 @@ def check(config: dict) -> None:
         raise ConfigError("estimators", f"none of them applies to the model {model.name}")
 
 
-def dropped(spec) -> list[str]:
+def dropped(spec: StudySpec) -> list[str]:
     """Optional estimators the study left out for this model."""
     labels = (spec["analysis"] or {}).get("optional_estimators") or []
     return [x for x in labels if x not in spec["estimators"]]
@@ -99,10 +105,11 @@ def _odd_grid(ns: np.ndarray, points: int = 30) -> np.ndarray:
 
 def _theory(ax, scen, param: str, ns: np.ndarray) -> dict[str, float]:
     """Draw the theory lines of ``param``; return the asymptotic values drawn."""
-    ax.axhline(1.0, color="k", lw=1.5, label="Cramér–Rao bound (MLE limit) = 1")
     values = {}
-    if scen.misspecified:
+    if scen.misspecified:  # the MLE's limit is the sandwich's, not 1: see misspecified_note
+        ax.axhline(1.0, color="k", lw=1.5, label="model's Cramér–Rao bound = 1")
         return values
+    ax.axhline(1.0, color="k", lw=1.5, label="Cramér–Rao bound (MLE limit) = 1")
     model, theta = scen.model, scen.target()
     if param == model.center:
         eff = analysis.median_efficiency(model, theta)
@@ -131,7 +138,7 @@ def _panel(ax, summary, param, scen) -> list[str]:
         plots.errorbars(ax, x, rows["efficiency"], rows["efficiency_mcse"], est)
         last = rows.iloc[-1]
         kind = scen.estimator_specs[est].get("kind")
-        limit = 1.0 if kind == "mle" else limits.get(kind, math.nan)
+        limit = 1.0 if kind == "mle" and not scen.misspecified else limits.get(kind, math.nan)
         text = f" (theory limit {limit:.4f})" if math.isfinite(limit) else ""
         fragments.append(
             f"{est}: {last['efficiency']:.3f} ± {last['efficiency_mcse']:.3f} at "
@@ -143,11 +150,12 @@ def _panel(ax, summary, param, scen) -> list[str]:
     return fragments
 
 
-def render(ctx):
+def render(ctx: StudyContext) -> Rendered:
     """Figure ``crlb_efficiency[_<cell>].png``; notes with the efficiencies at the largest n."""
     figures, notes = [], []
     for cell, summary in analysis.design_cells(ctx.summary, ctx.design_keys):
         scen = cell_scenario(ctx.spec, cell)
+        notes.append(misspecified_note(scen, cell))
         params = list(dict.fromkeys(summary["param"]))
         fig, axes = plots.new_figure(ncols=len(params))
         for ax, param in zip(axes[0], params, strict=True):
@@ -176,4 +184,4 @@ def render(ctx):
             f"Left out because they do not apply to {model} "
             f"(analysis.optional_estimators): {', '.join(gone)}."
         )
-    return figures, notes
+    return figures, [n for n in notes if n]

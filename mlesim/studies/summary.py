@@ -2,38 +2,46 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from mlesim import plots
+from mlesim import analysis, plots
+
+if TYPE_CHECKING:
+    from mlesim.studies import Rendered, StudyContext
 
 OPTIONS: dict = {}
 
 
-def render(ctx):
-    """One figure per parameter: bias (with 0 line) and RMSE against √CRLB."""
+def _figure(ctx, cell: dict, summary, param: str):
+    """Bias (with the 0 line) and RMSE (with √CRLB) of ``param`` in one design cell."""
+    fig, axes = plots.new_figure(ncols=2)
+    groups = plots.by_estimator(summary, param)
+    for i, (est, rows) in enumerate(groups.items()):
+        x = plots.dodge(rows["n"], i, len(groups))
+        plots.errorbars(axes[0, 0], x, rows["bias"], rows["bias_mcse"], est)
+        mcse = analysis.rmse_mcse(rows["mse"], rows["mse_mcse"])
+        plots.errorbars(axes[0, 1], x, rows["rmse"], mcse, est)
+    logx = summary["n"].nunique() > 1
+    axes[0, 0].axhline(0.0, color="k", lw=1, label="unbiased")
+    ref = groups.get("mle", next(iter(groups.values())))
+    if np.isfinite(ref["crlb"]).any():
+        axes[0, 1].plot(ref["n"], np.sqrt(ref["crlb"]), "k-", label="√CRLB")
+    title = ", ".join(f"{k} = {v}" for k, v in cell.items()) or None
+    plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", title=title, logx=logx)
+    plots.label_axes(
+        axes[0, 1], "sample size n", f"RMSE of {param}", title=title, logx=logx, logy=True
+    )
+    path = plots.save(fig, ctx.figdir / f"summary_{param}{plots.cell_suffix(cell)}.png")
+    caption = f"Bias and RMSE of {param}{plots.cell_title(cell)} against n; {plots.mcse_note()}"
+    return path, caption
+
+
+def render(ctx: StudyContext) -> Rendered:
+    """One figure per parameter and design cell: bias and RMSE against n."""
     figures = []
-    summary = ctx.summary
-    if ctx.design_keys:  # first design cell only; the table has every cell
-        first = summary[ctx.design_keys].iloc[0]
-        for k in ctx.design_keys:
-            summary = summary[summary[k] == first[k]]
-    for param in dict.fromkeys(summary["param"]):
-        fig, axes = plots.new_figure(ncols=2)
-        groups = plots.by_estimator(summary, param)
-        for est, rows in groups.items():
-            plots.errorbars(axes[0, 0], rows["n"], rows["bias"], rows["bias_mcse"], est)
-            plots.errorbars(
-                axes[0, 1], rows["n"], rows["rmse"], rows["mse_mcse"] / (2 * rows["rmse"]), est
-            )
-        ns = summary["n"].unique()
-        axes[0, 0].axhline(0.0, color="k", lw=1, label="unbiased")
-        crlb = summary[summary["param"] == param].drop_duplicates("n").sort_values("n")
-        if np.isfinite(crlb["crlb"]).any():
-            axes[0, 1].plot(crlb["n"], np.sqrt(crlb["crlb"]), "k-", label="√CRLB")
-        plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", logx=len(ns) > 1)
-        plots.label_axes(
-            axes[0, 1], "sample size n", f"RMSE of {param}", logx=len(ns) > 1, logy=True
-        )
-        path = plots.save(fig, ctx.figdir / f"summary_{param}.png")
-        figures.append((path, f"Bias and RMSE of {param} against n; {plots.mcse_note()}"))
+    for cell, summary in analysis.design_cells(ctx.summary, ctx.design_keys):
+        for param in dict.fromkeys(summary["param"]):
+            figures.append(_figure(ctx, cell, summary, param))
     return figures, []

@@ -6,6 +6,8 @@ exact finite-sample theory of :mod:`mlesim.theory`, and reports what n = 1 does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -13,21 +15,38 @@ from mlesim import plots
 from mlesim.errors import ConfigError
 from mlesim.theory import variance_estimator_bias_mse
 
+if TYPE_CHECKING:
+    from mlesim.studies import Rendered, StudyContext
+
 OPTIONS: dict = {}
 PARAM = "sigma2"
 
 
 def check(config: dict) -> None:
-    """The study needs normal data and a normal model."""
+    """The study needs normal data, a normal model and no design factors (its figure
+    is one curve per estimator against n at one σ²)."""
     model = config.get("model") or config["truth"]["family"]
     if config["truth"]["family"] != "normal" or model != "normal":
         raise ConfigError("truth", "study variance_bias needs truth=normal and a normal model")
+    if config.get("design"):
+        raise ConfigError(
+            "design",
+            "study variance_bias takes no design factors; compare values of σ² with a "
+            "sweep instead, e.g. -m truth.params.sigma2=1,4",
+        )
 
 
 def _theory_kind(spec: dict) -> tuple[str, dict | None]:
+    """Which exact theory applies to an estimator spec ("none" if no formula does).
+
+    The formulas assume μ is estimated: an MLE with a fixed parameter, or a MAP with a
+    prior on μ or none on σ², has none here.
+    """
     kind = spec["kind"]
     prior = (spec.get("prior") or {}).get(PARAM)
     if kind == "map" and ((spec.get("prior") or {}).get("mu") or prior is None):
+        return "none", None
+    if kind == "mle" and spec.get("fixed"):
         return "none", None
     return kind, prior
 
@@ -38,7 +57,7 @@ def _theory(kind: str, prior, n, sigma2):
     return variance_estimator_bias_mse(kind, n, sigma2, prior)
 
 
-def render(ctx):
+def render(ctx: StudyContext) -> Rendered:
     """Bias and MSE figures; a note on n = 1 and a bias-vs-theory table."""
     sigma2 = ctx.spec["truth"]["params"][PARAM]
     groups = plots.by_estimator(ctx.summary, PARAM)
@@ -46,87 +65,52 @@ def render(ctx):
     fig, axes = plots.new_figure(ncols=3, width=4.8, height=4.2)
     rows_note = []
     for i, (label, rows) in enumerate(groups.items()):
-        color = f"C{i}"
         kind, prior = _theory_kind(ctx.spec["estimators"][label])
-        ok = rows["n_rep"] > 1
-        plots.errorbars(
-            axes[0, 0],
-            rows["n"][ok],
-            rows["bias"][ok],
-            rows["bias_mcse"][ok],
-            f"{label}: simulated",
-            color=color,
-        )
-        n_ok = rows["n"][ok]
-        plots.errorbars(
-            axes[0, 1],
-            n_ok,
-            n_ok * rows["bias"][ok],
-            n_ok * rows["bias_mcse"][ok],
-            f"{label}: simulated",
-            color=color,
-        )
-        plots.errorbars(
-            axes[0, 2],
-            n_ok,
-            rows["mse"][ok],
-            rows["mse_mcse"][ok],
-            f"{label}: simulated",
-            color=color,
-        )
         theory = _theory(kind, prior, ns, sigma2)
+        _draw_estimator(axes[0], label, f"C{i}", rows, kind, theory, ns)
         if theory is not None:
-            good = ns >= (2 if kind == "unbiased_variance" else 1)
-            tag = {"mle": "−σ²/n", "unbiased_variance": "0", "map": "exact"}[kind]
-            axes[0, 0].plot(
-                ns[good],
-                theory[0][good],
-                "-",
-                color=color,
-                lw=1.2,
-                label=f"{label}: theory ({tag})",
-            )
-            axes[0, 1].plot(
-                ns[good],
-                ns[good] * theory[0][good],
-                "-",
-                color=color,
-                lw=1.2,
-                label=f"{label}: theory",
-            )
-            axes[0, 2].plot(
-                ns[good], theory[1][good], "-", color=color, lw=1.2, label=f"{label}: theory"
-            )
             rows_note.append(_comparison(label, rows, theory, ns))
-    for ax in axes[0, :2]:
-        ax.axhline(0, color="k", lw=0.6)
-    plots.label_axes(
-        axes[0, 0],
-        "sample size n",
-        "bias  E[σ̂²] − σ²",
-        f"Bias of σ² estimators (σ² = {sigma2:g}): MLE on −σ²/n",
-        logx=True,
-    )
-    plots.label_axes(
-        axes[0, 1],
-        "sample size n",
-        "n × bias",
-        "Scaled bias: the MLE's n·bias stays at −σ²",
-        logx=True,
-    )
-    plots.label_axes(
-        axes[0, 2],
-        "sample size n",
-        "MSE of σ² estimate",
-        "MSE (log–log): the biased MLE beats s²",
-        logx=True,
-        logy=True,
-    )
+    _label_panels(axes[0], sigma2)
     _annotate_n1(axes[0, 0], ctx.summary, groups)
     path = plots.save(fig, ctx.figdir / "variance_bias.png")
     caption = f"Bias, n × bias and MSE of the σ² estimators against n; {plots.mcse_note()}"
     notes = [_n1_note(ctx.summary), _table_note(pd.concat(rows_note) if rows_note else None)]
     return [(path, caption)], [n for n in notes if n]
+
+
+def _draw_estimator(axes, label: str, color: str, rows, kind: str, theory, ns) -> None:
+    """One estimator on the three panels (bias, n × bias, MSE): simulated ± 2 MCSE
+    where it has at least two replicates, and its exact theory when there is one."""
+    ok = rows["n_rep"] > 1
+    n = rows["n"][ok]
+    bias, bias_mcse = rows["bias"][ok], rows["bias_mcse"][ok]
+    simulated = [
+        (bias, bias_mcse),
+        (n * bias, n * bias_mcse),
+        (rows["mse"][ok], rows["mse_mcse"][ok]),
+    ]
+    for ax, (y, mcse) in zip(axes, simulated, strict=True):
+        plots.errorbars(ax, n, y, mcse, f"{label}: simulated", color=color)
+    if theory is None:
+        return
+    good = ns >= (2 if kind == "unbiased_variance" else 1)
+    tag = {"mle": "−σ²/n", "unbiased_variance": "0", "map": "exact"}[kind]
+    curves = [theory[0], ns * theory[0], theory[1]]
+    names = [f"{label}: theory ({tag})", f"{label}: theory", f"{label}: theory"]
+    for ax, y, name in zip(axes, curves, names, strict=True):
+        ax.plot(ns[good], y[good], "-", color=color, lw=1.2, label=name)
+
+
+def _label_panels(axes, sigma2: float) -> None:
+    """Zero lines, axis labels and titles of the three panels."""
+    for ax in axes[:2]:
+        ax.axhline(0, color="k", lw=0.6)
+    title = f"Bias of σ² estimators (σ² = {sigma2:g}): MLE on −σ²/n"
+    plots.label_axes(axes[0], "sample size n", "bias  E[σ̂²] − σ²", title, logx=True)
+    title = "Scaled bias: the MLE's n·bias stays at −σ²"
+    plots.label_axes(axes[1], "sample size n", "n × bias", title, logx=True)
+    title = "MSE (log–log): the biased MLE beats s²"
+    plots.label_axes(axes[2], "sample size n", "MSE of σ² estimate", title, logx=True, logy=True)
 
 
 def _comparison(label, rows, theory, ns) -> pd.DataFrame:
