@@ -3,7 +3,8 @@
 ``python -m mlesim.curate`` (from the repository root) looks under ``experiments/``
 for run directories (those holding a ``summary.csv``), takes the newest per
 experiment name, copies its ``summary.csv``, ``report.md`` and ``figures/`` to
-``results/<name>/`` and writes ``results/REPORT.md`` linking them.
+``results/<name>/`` and writes ``results/REPORT.md`` linking them, after the
+hand-written ``results/NOTES.md`` if there is one.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def build(root: Path = Path("experiments"), out: Path = Path("results")) -> Path
         "`report.md` and `figures/`; `overrides.yaml` records the command-line overrides.",
         "",
     ]
+    notes = out / "NOTES.md"
+    if notes.exists():  # hand-written reading notes, kept across rebuilds
+        lines += [notes.read_text(encoding="utf-8").strip(), ""]
     for name, run in runs.items():
         dest = out / name
         copy_run(run, dest)
