@@ -105,7 +105,7 @@ def _cases():
         yield pytest.param(family, name, h, id=f"{family}.{name}")
 
 
-@pytest.mark.parametrize(("family", "name", "h"), _cases())
+@pytest.mark.parametrize(("family", "name", "h"), list(_cases()))
 def test_mode_maximises_the_conditional_posterior(family, name, h, rng):
     """With the other parameters at their estimates, the mode maximises
     log L + log π in the prior's parameter (scipy densities only)."""
@@ -129,7 +129,7 @@ def test_mode_maximises_the_conditional_posterior(family, name, h, rng):
         np.testing.assert_allclose(est[r, j], res.x, rtol=1e-6)
 
 
-@pytest.mark.parametrize(("family", "name", "h"), _cases())
+@pytest.mark.parametrize(("family", "name", "h"), list(_cases()))
 def test_laplace_se_uses_the_prior_curvature(family, name, h, rng):
     """se⁻² = n I(θ̂)_jj − d² log π(θ̂_j), the second derivative by finite differences."""
     fam = get_family(family)
