@@ -97,14 +97,23 @@ def cell_rows(table: pd.DataFrame, cell: dict) -> pd.DataFrame:
 def attach_targets(
     replicates: pd.DataFrame, summary: pd.DataFrame, keys: Sequence[Hashable]
 ) -> pd.DataFrame:
-    """The replicates with their cell's ``true_value`` and ``crlb`` from the summary.
+    """The replicates with their cell's ``true_value`` and ``crlb`` from ``summary``.
 
     ``keys`` are the factor columns (``n`` and design factors); rows are matched on
-    keys + ``estimator`` + ``param``.
+    keys + ``estimator`` + ``param``. Each row's group is numbered once (``ngroup``)
+    and only the small table of groups is merged with ``summary``, so the replicates
+    are never merged or copied row-wise (pandas' copy-on-write shares their columns).
     """
     on = [*keys, "estimator", "param"]
-    return replicates.merge(
-        summary[[*on, "true_value", "crlb"]], on=on, how="left", validate="many_to_one"
+    gid = replicates.groupby(on, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    _, first = np.unique(gid, return_index=True)
+    heads = replicates[on].iloc[first].reset_index(drop=True)
+    heads = heads.astype({k: object for k in on if isinstance(heads[k].dtype, pd.CategoricalDtype)})
+    found = heads.merge(
+        summary[[*on, "true_value", "crlb"]], on=on, how="left", validate="one_to_one"
+    )
+    return replicates.assign(
+        true_value=found["true_value"].to_numpy()[gid], crlb=found["crlb"].to_numpy()[gid]
     )
 
 

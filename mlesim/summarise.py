@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from mlesim.analysis import attach_targets
 from mlesim.config import StudySpec
 from mlesim.families.base import fixed_mask
 from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
@@ -15,9 +16,6 @@ from mlesim.scenarios import Scenario
 
 #: configuration keys that determine a condition's estimand (not n)
 _ESTIMAND_KEYS = ("truth", "model", "contamination", "estimand")
-
-#: columns of the replicates table that :func:`mlesim.metrics.performance` reads
-_USED = ("replicate", "estimate", "se", "converged")
 
 
 def targets(spec: StudySpec) -> pd.DataFrame:
@@ -49,28 +47,6 @@ def targets(spec: StudySpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def attach_targets(replicates: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The columns ``keys`` + ``replicate``, ``estimate``, ``se``, ``converged`` of
-    ``replicates`` with ``true_value`` and ``crlb`` added from ``table``.
-
-    Each row's group is numbered once (``ngroup``) and the small table of groups is
-    merged with ``table``, so the replicates are never merged or copied row-wise
-    (pandas' copy-on-write shares the selected columns).
-    """
-    work = replicates[keys + list(_USED)]
-    grouped = work.groupby(keys, sort=False, observed=True, dropna=False)
-    gid = grouped.ngroup().to_numpy()
-    _, first = np.unique(gid, return_index=True)
-    heads = work[keys].iloc[first].reset_index(drop=True)
-    heads = heads.astype(
-        {k: object for k in keys if isinstance(heads[k].dtype, pd.CategoricalDtype)}
-    )
-    found = heads.merge(table, on=keys, how="left", validate="one_to_one")
-    return work.assign(
-        true_value=found["true_value"].to_numpy()[gid], crlb=found["crlb"].to_numpy()[gid]
-    )
-
-
 def summarise(
     spec: StudySpec,
     replicates: pd.DataFrame,
@@ -85,7 +61,7 @@ def summarise(
     tab = targets(spec) if table is None else table
     ref = spec["estimators"] and ("mle" if "mle" in spec["estimators"] else None)
     out = performance(
-        attach_targets(replicates, tab, keys),
+        attach_targets(replicates, tab, spec.factor_names),
         "true_value",
         by=keys,
         level=spec["confidence"],

@@ -21,6 +21,7 @@ import scipy.stats as st
 from scipy.optimize import elementwise
 
 from mlesim.families.base import Domain
+from mlesim.families.closed_form import Normal
 from mlesim.families.smooth import SmoothFamily, check_fixed, fit_rows, newton_1d
 
 EULER = np.euler_gamma
@@ -343,12 +344,8 @@ class Lognormal(SmoothFamily):
         return f, g, h
 
     def fisher(self, theta):
-        s2 = np.asarray(theta, dtype=float)[..., 1]
-        out = np.zeros(s2.shape + (2, 2))
-        with np.errstate(divide="ignore"):
-            out[..., 0, 0] = 1 / s2
-            out[..., 1, 1] = 1 / (2 * s2**2)
-        return out
+        """The normal's information at (mu, sigma2): the parameters act on log x."""
+        return Normal().fisher(np.asarray(theta, dtype=float))
 
     def mle(self, x, fixed=None):
         fixed = check_fixed(self, fixed)

@@ -64,3 +64,12 @@ def misspecified_note(scen: Scenario, cell: dict) -> str:
         "A⁻¹BA⁻¹/n instead (White 1982), so its efficiency and the spread of its "
         "standardised estimates need not tend to 1."
     )
+
+
+def first_to_last(rows, value: str, mcse: str, digits: int) -> str:
+    """``"v ± m at n = a → v ± m at n = b"`` from the first and last of ``rows`` (sorted by n)."""
+    first, last = rows.iloc[0], rows.iloc[-1]
+    return (
+        f"{first[value]:.{digits}f} ± {first[mcse]:.{digits}f} at n = {first['n']:g} → "
+        f"{last[value]:.{digits}f} ± {last[mcse]:.{digits}f} at n = {last['n']:g}"
+    )

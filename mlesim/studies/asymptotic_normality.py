@@ -33,6 +33,7 @@ from mlesim.errors import ConfigError
 from mlesim.studies._common import (
     cell_scenario,
     check_choice,
+    first_to_last,
     merged_options,
     misspecified_note,
 )
@@ -109,9 +110,8 @@ def _distance_panel(ax, table, param, distance: str) -> list[str]:
         plots.errorbars(ax, x, rows["distance"], rows["distance_mcse"], est)
         first, last = rows.iloc[0], rows.iloc[-1]
         fragments.append(
-            f"{est}: {first['distance']:.4f} ± {first['distance_mcse']:.4f} at n = "
-            f"{first['n']:g} → {last['distance']:.4f} ± {last['distance_mcse']:.4f} at "
-            f"n = {last['n']:g} (noise median {last['noise_median']:.4f})"
+            f"{est}: {first_to_last(rows, 'distance', 'distance_mcse', 4)} "
+            f"(noise median {last['noise_median']:.4f})"
         )
         if i == 0 and first["distance"] > hi:  # a guide only where noise does not dominate
             d0, n0 = first["distance"], first["n"]

@@ -35,6 +35,7 @@ from mlesim.studies._common import (
     check_choice,
     check_min_sizes,
     check_positive,
+    first_to_last,
     merged_options,
 )
 
@@ -115,12 +116,7 @@ def _exceed_panel(ax, table, groups, delta, sd1) -> list[str]:
         rows = table[table["estimator"] == est].sort_values("n")
         x = plots.dodge(rows["n"], i, len(groups))
         plots.errorbars(ax, x, rows["exceed"], rows["exceed_mcse"], est)
-        first, last = rows.iloc[0], rows.iloc[-1]
-        fragments.append(
-            f"{est} P(|θ̂−θ|>δ) {first['exceed']:.3f} ± {first['exceed_mcse']:.3f} at "
-            f"n = {first['n']:g} → {last['exceed']:.3f} ± {last['exceed_mcse']:.3f} at "
-            f"n = {last['n']:g}"
-        )
+        fragments.append(f"{est} P(|θ̂−θ|>δ) {first_to_last(rows, 'exceed', 'exceed_mcse', 3)}")
     if math.isfinite(sd1):
         plots.theory_curve(
             ax,
