@@ -1,5 +1,9 @@
 """Shared fixtures: a seeded generator, Hydra composition, validated specs, scenarios,
-a time limit, and Monte Carlo checks."""
+a time limit, and Monte Carlo checks.
+
+Hypothesis runs derandomized (a fixed example sequence, no example database), so the
+property tests are as reproducible as the fixed-seed ones.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
 from omegaconf import DictConfig
 
 import mlesim.__main__ as cli
@@ -19,6 +24,9 @@ from mlesim.scenarios import Scenario
 
 #: Monte Carlo tolerance (DESIGN.md): |estimate − theory| < Z · MCSE
 Z = 4.0
+
+settings.register_profile("mlesim", derandomize=True, database=None)
+settings.load_profile("mlesim")
 
 
 @pytest.fixture
