@@ -16,7 +16,12 @@ Measures (``performance`` column: meaning)
 - ``bias``: ``theta_bar - theta`` (Morris Table 6, "Bias").
 - ``rel_bias``: ``bias / theta`` (a fraction, NaN when ``theta == 0``).
 - ``empse``: empirical SE, the sample SD of the estimates (Morris Table 6, "EmpSE").
-- ``mse``, ``rmse``: mean squared error and its root (Morris Table 6, "MSE").
+  Its MCSE is by default kurtosis-aware (the delta method on the sample variance
+  with the sample fourth moment, as R's ``simhelpers``); ``empse_mcse="normal"``
+  gives Morris's and rsimsum's normal-theory ``empse / sqrt(2 (nsim - 1))``, which
+  is too small for skewed or heavy-tailed estimates (about 2x for kurtosis 9).
+- ``mse``, ``rmse``: mean squared error and its root (Morris Table 6, "MSE"); the
+  MSE's MCSE makes no normality assumption.
 - ``modse``: root mean of ``se_i**2`` (Morris Table 6, "Average ModSE").
 - ``modse_relerr``: ``100 * (modse / empse - 1)`` (Morris Table 6,
   "Relative % error in ModSE").
@@ -32,9 +37,15 @@ Measures (``performance`` column: meaning)
   empirical variance, with a delta-method MCSE (not in Morris Table 6).
 
 Every measure ``m`` except ``mean``, ``rmse`` and ``crlb`` has a column ``m_mcse``.
+``n_rep`` counts the usable replicates (finite, converged estimates), ``n_failed``
+the others, and ``n_se`` the usable replicates with a finite SE ``>= 0``: ``modse``,
+``modse_relerr`` (its ModSE part), ``coverage``, ``becoverage`` and ``rejection``
+rest on those ``n_se`` rows only.
+
 The building blocks (:func:`bias`, :func:`empse`, ...) take 1-D arrays and return
 ``(value, mcse)``; they ignore non-finite entries and return NaN where a measure or
-its MCSE is undefined (no estimate; fewer than two estimates for an MCSE).
+its MCSE is undefined (no estimate; fewer than two estimates for an MCSE; a true
+value or CRLB that is not finite, for the measures that need it).
 """
 
 from __future__ import annotations
@@ -71,6 +82,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "true_value",
     "n_rep",
     "n_failed",
+    "n_se",
     "mean",
     "bias",
     "bias_mcse",
@@ -107,6 +119,7 @@ ArrayLike = npt.ArrayLike
 Pair = tuple[float, float]
 _NAN = float("nan")
 _NAN_PAIR: Pair = (_NAN, _NAN)
+_EMPSE_MCSE_METHODS: tuple[str, ...] = ("kurtosis", "normal")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -171,6 +184,27 @@ def _sample_var(x: np.ndarray) -> float:
     return float(np.sum((x - x.mean()) ** 2) / (n - 1))
 
 
+def _check_empse_mcse(method: object) -> str:
+    """Return ``method`` if it names an MCSE form of ``empse``, else raise ValueError."""
+    if method not in _EMPSE_MCSE_METHODS:
+        allowed = " or ".join(repr(m) for m in _EMPSE_MCSE_METHODS)
+        raise ValueError(f"empse_mcse must be {allowed}, got {method!r}")
+    return str(method)
+
+
+def _empse_mcse_kurtosis(x: np.ndarray, s: float) -> float:
+    """Kurtosis-aware MCSE of the sample SD ``s`` of ``x`` (shape ``(K,)``, ``K >= 2``).
+
+    ``k = sum((x_i - x_bar)**4) / (K s**4)`` (sample kurtosis), ``Var(s**2) ~
+    s**4 (k - 1) / K`` and, by the delta method, ``mcse = s sqrt((k - 1) / (4 K))``.
+    NaN when ``s == 0`` or ``k < 1`` (a negative variance estimate, tiny samples).
+    """
+    if s == 0:
+        return _NAN
+    k = float(np.sum((x - x.mean()) ** 4)) / (x.size * s**4)
+    return s * math.sqrt((k - 1.0) / (4.0 * x.size)) if k >= 1 else _NAN
+
+
 def wald_z(level: float) -> float:
     """Normal quantile ``z = Phi^{-1}((1 + level) / 2)`` of a two-sided Wald interval.
 
@@ -195,7 +229,7 @@ def bias(est: ArrayLike, true: float) -> Pair:
     est : array_like, shape (n,)
         Estimates; non-finite entries are ignored.
     true : float
-        True value ``theta``.
+        True value ``theta``; both results are NaN when it is not finite.
 
     Returns
     -------
@@ -205,7 +239,7 @@ def bias(est: ArrayLike, true: float) -> Pair:
     """
     x = _finite(est)
     n = x.size
-    if n == 0:
+    if n == 0 or not math.isfinite(true):
         return _NAN_PAIR
     xbar = float(x.mean())
     mcse = math.sqrt(np.sum((x - xbar) ** 2) / (n * (n - 1))) if n > 1 else _NAN
@@ -233,27 +267,46 @@ def rel_bias(est: ArrayLike, true: float) -> Pair:
     return value / true, mcse / abs(true)
 
 
-def empse(est: ArrayLike) -> Pair:
+def empse(est: ArrayLike, *, empse_mcse: str = "kurtosis") -> Pair:
     """Empirical standard error and its MCSE.
 
     Parameters
     ----------
     est : array_like, shape (n,)
         Estimates; non-finite entries are ignored.
+    empse_mcse : {"kurtosis", "normal"}
+        Form of the MCSE; any other value raises ValueError.
 
     Returns
     -------
     value, mcse : float
-        ``empse = sqrt(sum((theta_i - theta_bar)**2) / (nsim - 1))`` and
-        ``empse / sqrt(2 (nsim - 1))`` (Morris Table 6, "EmpSE"); both NaN for
-        ``nsim < 2``.
+        ``empse = S = sqrt(sum((theta_i - theta_bar)**2) / (nsim - 1))`` (Morris
+        Table 6, "EmpSE") and its MCSE:
+
+        - ``"kurtosis"`` (default): the delta method on the sample variance,
+          ``Var(S**2) ~ S**4 (k - 1) / nsim`` with the sample kurtosis
+          ``k = sum((theta_i - theta_bar)**4) / (nsim S**4)``, so
+          ``mcse = sqrt(Var(S**2)) / (2 S) = S sqrt((k - 1) / (4 nsim))``. ``k`` and
+          ``Var(S**2)`` are exactly those of R's simhelpers ``calc_absolute()``
+          (``k_t`` and ``var_mcse = s_t^2 sqrt((k_t - 1) / K)``, R/calc_absolute.R,
+          github.com/meghapsimatrix/simhelpers); simhelpers's own ``stddev_mcse``
+          is a jackknife, to which this is the first-order approximation. Valid for
+          non-normal estimates; NaN when ``S == 0`` or ``k < 1`` (tiny samples).
+        - ``"normal"``: ``S / sqrt(2 (nsim - 1))`` (Morris Table 6, "EmpSE";
+          rsimsum), which assumes normal estimates (``k = 3``) and is too small by
+          the factor ``sqrt(2 / (k - 1))`` for heavier tails.
+
+        Both NaN for ``nsim < 2``.
     """
+    method = _check_empse_mcse(empse_mcse)
     x = _finite(est)
     n = x.size
     if n < 2:
         return _NAN_PAIR
     value = math.sqrt(_sample_var(x))
-    return value, value / math.sqrt(2.0 * (n - 1))
+    if method == "normal":
+        return value, value / math.sqrt(2.0 * (n - 1))
+    return value, _empse_mcse_kurtosis(x, value)
 
 
 def mse(est: ArrayLike, true: float) -> Pair:
@@ -264,18 +317,20 @@ def mse(est: ArrayLike, true: float) -> Pair:
     est : array_like, shape (n,)
         Estimates; non-finite entries are ignored.
     true : float
-        True value ``theta``.
+        True value ``theta``; both results are NaN when it is not finite.
 
     Returns
     -------
     value, mcse : float
         ``mse = sum((theta_i - theta)**2) / nsim`` and
         ``sqrt(sum(((theta_i - theta)**2 - mse)**2) / (nsim (nsim - 1)))``
-        (Morris Table 6, "MSE"). The MCSE is NaN for ``nsim < 2``.
+        (Morris Table 6, "MSE"): the SE of a mean of the squared errors, which
+        assumes nothing about their distribution (no normality, unlike the
+        ``"normal"`` MCSE of :func:`empse`). The MCSE is NaN for ``nsim < 2``.
     """
     x = _finite(est)
     n = x.size
-    if n == 0:
+    if n == 0 or not math.isfinite(true):
         return _NAN_PAIR
     sq = (x - true) ** 2
     value = float(sq.mean())
@@ -310,7 +365,7 @@ def modse(se: ArrayLike) -> Pair:
     return math.sqrt(mean_s2), math.sqrt(_sample_var(s2) / (4.0 * n * mean_s2))
 
 
-def modse_relerr(est: ArrayLike, se: ArrayLike) -> Pair:
+def modse_relerr(est: ArrayLike, se: ArrayLike, *, empse_mcse: str = "kurtosis") -> Pair:
     """Relative % error in the model-based SE and its MCSE.
 
     Parameters
@@ -320,24 +375,28 @@ def modse_relerr(est: ArrayLike, se: ArrayLike) -> Pair:
     se : array_like, shape (m,)
         Model-based standard errors; non-finite or negative entries are ignored
         (they give ``modse``). ``m`` may differ from ``n``.
+    empse_mcse : {"kurtosis", "normal"}
+        Form of the MCSE of ``empse`` used below (see :func:`empse`).
 
     Returns
     -------
     value, mcse : float
         ``100 (modse / empse - 1)`` and
-        ``100 (modse / empse) sqrt(Var(se**2) / (4 n_se modse**4) + 1 / (2 (n_est - 1)))``
-        (Morris Table 6, "Relative % error in ModSE"), with ``n_se`` and ``n_est`` the
-        numbers of usable SEs and estimates. NaN when either SE is undefined or 0.
+        ``100 (modse / empse) sqrt(Var(se**2) / (4 n_se modse**4) + (mcse_E / empse)**2)``
+        (Morris Table 6, "Relative % error in ModSE"), with ``n_se`` the number of
+        usable SEs and ``mcse_E`` the MCSE of ``empse`` from :func:`empse`. With
+        ``empse_mcse="normal"`` the last term is Morris's ``1 / (2 (n_est - 1))``;
+        by default it is the kurtosis-aware ``(k - 1) / (4 n_est)``. NaN when either
+        SE is undefined or 0.
     """
-    emp, _ = empse(est)
+    emp, emp_mcse = empse(est, empse_mcse=empse_mcse)
     mod, _ = modse(se)
     if not (emp > 0 and mod > 0):
         return _NAN_PAIR
-    n_est = _finite(est).size
     s2 = _usable_se(se) ** 2
     ratio = mod / emp
     var_term = _sample_var(s2) / (4.0 * s2.size * mod**4)
-    return 100.0 * (ratio - 1.0), 100.0 * ratio * math.sqrt(var_term + 1.0 / (2.0 * (n_est - 1)))
+    return 100.0 * (ratio - 1.0), 100.0 * ratio * math.sqrt(var_term + (emp_mcse / emp) ** 2)
 
 
 def coverage(est: ArrayLike, se: ArrayLike, true: float, level: float = 0.95) -> Pair:
@@ -349,7 +408,7 @@ def coverage(est: ArrayLike, se: ArrayLike, true: float, level: float = 0.95) ->
         Estimates and model-based SEs; only pairs with both finite and ``se_i >= 0``
         are used, so ``nsim`` may be smaller than for the other measures.
     true : float
-        Value to cover, ``theta``.
+        Value to cover, ``theta``; both results are NaN when it is not finite.
     level : float
         Nominal level; ``z = Phi^{-1}((1 + level) / 2)``.
 
@@ -362,6 +421,8 @@ def coverage(est: ArrayLike, se: ArrayLike, true: float, level: float = 0.95) ->
     """
     z = wald_z(level)
     e, s = _finite_with_se(est, se)
+    if not math.isfinite(true):
+        return _NAN_PAIR
     return _proportion((e - z * s <= true) & (true <= e + z * s))
 
 
@@ -419,7 +480,8 @@ def efficiency(est: ArrayLike, crlb: float) -> Pair:
     est : array_like, shape (n,)
         Estimates; non-finite entries are ignored.
     crlb : float
-        Cramér-Rao variance bound ``I(theta)^{-1} / n`` for one replicate.
+        Cramér-Rao variance bound ``I(theta)^{-1} / n`` for one replicate; both
+        results are NaN when it is not finite.
 
     Returns
     -------
@@ -427,14 +489,15 @@ def efficiency(est: ArrayLike, crlb: float) -> Pair:
         ``eff = crlb / empse**2`` and, by the delta method applied to ``g(v) = crlb / v``
         at ``v = empse**2`` with ``Var(empse**2) ~ (m4 - empse**4) / nsim`` and
         ``m4 = mean((theta_i - theta_bar)**4)`` (the large-sample variance of a sample
-        variance, valid for non-normal estimates),
+        variance, valid for non-normal estimates; the same ``Var(empse**2)`` as the
+        default MCSE of :func:`empse`),
         ``mcse = crlb / empse**4 * sqrt((m4 - empse**4) / nsim)``.
         Both are NaN for ``nsim < 2``; the MCSE is NaN when ``m4 < empse**4`` (possible
         only in very small samples) or ``empse == 0``.
     """
     x = _finite(est)
     n = x.size
-    if n < 2:
+    if n < 2 or not math.isfinite(crlb):
         return _NAN_PAIR
     v = _sample_var(x)
     if v == 0:
@@ -507,6 +570,52 @@ def _column_or_constant(df: pd.DataFrame, spec: object, name: str) -> np.ndarray
     return df[spec].to_numpy(dtype=float, na_value=np.nan)
 
 
+def _column(df: pd.DataFrame, name: Hashable, role: str) -> pd.Series:
+    """Column ``name`` of ``df``; a KeyError naming ``role`` and the columns if absent."""
+    if name not in df.columns:
+        have = ", ".join(repr(c) for c in df.columns)
+        raise KeyError(f"{role}={name!r} is not a column of df; its columns are: {have}")
+    return df[name]
+
+
+def _se_values(df: pd.DataFrame, se: Hashable | None) -> np.ndarray | None:
+    """Shape ``(len(df),)`` float SEs, or None for ``se=None``.
+
+    The default name ``"se"`` is optional (absent means None); any other name must
+    be a column of ``df``.
+    """
+    if se is None or (isinstance(se, str) and se == "se" and se not in df.columns):
+        return None
+    return _column(df, se, "se").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _check_reference(
+    df: pd.DataFrame, by_cols: list[Hashable], method: Hashable, reference: object
+) -> None:
+    """Raise ValueError unless ``method`` is a column in ``by_cols`` holding ``reference``."""
+    if method not in df.columns:
+        raise ValueError(
+            f"reference={reference!r}: method={method!r} is not a column of df (by={by_cols!r});"
+            " pass method=<the column naming the methods> and add that column to by"
+        )
+    if method not in by_cols:
+        raise ValueError(
+            f"reference={reference!r} compares methods, but method={method!r} is not in"
+            f" by={by_cols!r}; add {method!r} to by"
+        )
+    present = pd.unique(df[method].to_numpy())
+    if not any(v == reference for v in present):
+        have = ", ".join(repr(v) for v in sorted(present, key=str))
+        raise ValueError(
+            f"reference={reference!r} is not a value of column {method!r}; values present: {have}"
+        )
+
+
+def _n_se(se: np.ndarray | None) -> int:
+    """Number of entries of ``se`` (shape ``(n,)``) that are finite and ``>= 0``."""
+    return 0 if se is None else int(np.count_nonzero(np.isfinite(se) & (se >= 0)))
+
+
 def _group_constant(values: np.ndarray, name: str, key: object) -> float:
     """The value shared by all rows of a group; raise if the rows disagree."""
     if values.size == 0:
@@ -544,12 +653,16 @@ def _measures(
     crlb: float,
     level: float,
     null: float,
+    empse_mcse: str,
 ) -> dict[str, float]:
-    """All measures except ``rel_precision`` for one group's usable estimates ``(n,)``."""
+    """All measures except ``rel_precision`` for one group's usable estimates ``(n,)``.
+
+    ``se`` has shape ``(n,)`` (the same rows) or is None (NaN SE-based measures).
+    """
     out: dict[str, float] = {"mean": float(est.mean()) if est.size else _NAN}
     out["bias"], out["bias_mcse"] = bias(est, theta)
     out["rel_bias"], out["rel_bias_mcse"] = rel_bias(est, theta)
-    out["empse"], out["empse_mcse"] = empse(est)
+    out["empse"], out["empse_mcse"] = empse(est, empse_mcse=empse_mcse)
     out["mse"], out["mse_mcse"] = mse(est, theta)
     out["rmse"] = math.sqrt(out["mse"])
     out["crlb"] = crlb
@@ -559,7 +672,7 @@ def _measures(
         out.update({k: _NAN for name in se_names for k in (name, f"{name}_mcse")})
         return out
     out["modse"], out["modse_mcse"] = modse(se)
-    out["modse_relerr"], out["modse_relerr_mcse"] = modse_relerr(est, se)
+    out["modse_relerr"], out["modse_relerr_mcse"] = modse_relerr(est, se, empse_mcse=empse_mcse)
     out["coverage"], out["coverage_mcse"] = coverage(est, se, theta, level)
     out["becoverage"], out["becoverage_mcse"] = becoverage(est, se, level)
     out["rejection"], out["rejection_mcse"] = rejection(est, se, null, level)
@@ -589,9 +702,10 @@ def _rel_precision_column(
 
     The reference of group ``key`` is the group with the same ``by`` values except
     ``method == reference``; estimates are paired by replicate id and only replicates
-    where both methods succeeded are used.
+    where both methods succeeded are used. :func:`_check_reference` has checked
+    ``method`` and ``reference``.
     """
-    if reference is None or method not in by_cols or rep_all is None:
+    if reference is None or rep_all is None:
         return {key: _NAN_PAIR for key in used}
     j = by_cols.index(method)
     out: dict[tuple, Pair] = {}
@@ -623,6 +737,7 @@ def performance(
     reference: object = None,
     null: float = 0.0,
     extended: bool = False,
+    empse_mcse: str = "kurtosis",
 ) -> pd.DataFrame:
     """Performance measures and their MCSEs for each group of a long table of estimates.
 
@@ -631,20 +746,26 @@ def performance(
     df : DataFrame, shape (n_rows, ...)
         One row per replicate (per group).
     true : float or column name
-        True value ``theta``: a number, or a column constant within each group.
+        True value ``theta``: a number, or a column constant within each group. Where
+        it is not finite, the measures that need it (``bias``, ``rel_bias``, ``mse``,
+        ``rmse``, ``coverage`` and their MCSEs) are NaN.
     by : column name, list of column names, or None
         Grouping columns; None gives a single group.
     estimate : column name
         Estimates. Rows with a non-finite estimate are failures.
     se : column name or None
-        Model-based standard errors; None gives NaN for the SE-based measures.
-        Coverage, ModSE, becoverage and rejection use only rows with a finite
-        ``se >= 0``, so they may rest on fewer rows than ``n_rep``.
+        Model-based standard errors; None, or the default ``"se"`` when ``df`` has
+        no such column, gives NaN for the SE-based measures (and ``n_se == 0``).
+        Any other name must be a column (KeyError otherwise). ``modse``,
+        ``coverage``, ``becoverage``, ``rejection`` and the ModSE part of
+        ``modse_relerr`` rest only on the ``n_se`` usable rows with a finite
+        ``se >= 0``, which may be fewer than ``n_rep``.
     level : float
         Confidence level of the Wald intervals, in (0, 1).
     crlb : float, column name or None
         Cramér-Rao variance bound ``I^{-1} / n`` (constant within each group); None
-        gives NaN ``crlb`` and ``efficiency`` columns.
+        gives NaN ``crlb`` and ``efficiency`` columns, a non-finite bound a NaN
+        ``efficiency``.
     converged : column name or None
         Boolean column; where present, rows not True (False or missing) are failures.
     method : column name
@@ -652,34 +773,41 @@ def performance(
     replicate : column name
         Replicate id, used to pair methods for ``rel_precision`` only.
     reference : object
-        Value of ``method`` to compare against for ``rel_precision``. That measure is
-        NaN unless ``reference`` is given and ``method`` is in ``by``; for the
-        reference itself it is 0 with MCSE 0.
+        Value of ``method`` to compare against for ``rel_precision`` (NaN when None);
+        for the reference itself it is 0 with MCSE 0. When given, ``method`` must be
+        a column listed in ``by`` and ``reference`` one of its values (ValueError
+        otherwise).
     null : float
         Null value of the Wald test behind ``rejection``.
     extended : bool
         Append :data:`EXTENDED_COLUMNS`.
+    empse_mcse : {"kurtosis", "normal"}
+        Form of the MCSE of ``empse`` (and of its part in ``modse_relerr_mcse``), see
+        :func:`empse`; ``"normal"`` reproduces rsimsum.
 
     Returns
     -------
-    DataFrame, shape (n_groups, len(by) + 18 [+ 10])
+    DataFrame, shape (n_groups, len(by) + 19 [+ 10])
         Groups in sorted order; the ``by`` columns, then :data:`SUMMARY_COLUMNS`
         (and :data:`EXTENDED_COLUMNS` when ``extended``). Failures are excluded from
-        every measure and counted in ``n_failed``; ``n_rep`` counts the rest. A group
-        where every replicate failed has ``n_rep == 0`` and NaN measures. Formulas are
-        those of the building blocks (Morris et al. 2019, Table 6).
+        every measure and counted in ``n_failed``; ``n_rep`` counts the rest and
+        ``n_se`` (int64) those of them with a finite ``se >= 0``. A group where every
+        replicate failed has ``n_rep == 0`` and NaN measures. Formulas are those of
+        the building blocks (Morris et al. 2019, Table 6).
     """
     wald_z(level)  # validate early
+    _check_empse_mcse(empse_mcse)
     by_cols = _by_list(by)
-    est_all = df[estimate].to_numpy(dtype=float, na_value=np.nan)
-    se_all = None if se is None else df[se].to_numpy(dtype=float, na_value=np.nan)
+    if reference is not None:
+        _check_reference(df, by_cols, method, reference)
+    est_all = _column(df, estimate, "estimate").to_numpy(dtype=float, na_value=np.nan)
+    se_all = _se_values(df, se)
     true_all = _column_or_constant(df, true, "true")
     crlb_all = _column_or_constant(df, crlb, "crlb")
     ok = np.isfinite(est_all) & _converged_mask(df, converged)
     positions = _group_positions(df, by_cols)
     used = {key: pos[ok[pos]] for key, pos in positions.items()}
-    pairing = reference is not None and method in by_cols
-    rep_all = df[replicate].to_numpy() if pairing else None
+    rep_all = None if reference is None else _column(df, replicate, "replicate").to_numpy()
 
     rows = []
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -690,12 +818,13 @@ def performance(
             bound = _group_constant(crlb_all[pos], "crlb", key)
             u = used[key]
             row = dict(zip(by_cols, key, strict=True))
-            row.update(true_value=theta, n_rep=u.size, n_failed=pos.size - u.size)
             se_u = None if se_all is None else se_all[u]
-            row.update(_measures(est_all[u], se_u, theta, bound, level, null))
+            row.update(true_value=theta, n_rep=u.size, n_failed=pos.size - u.size)
+            row["n_se"] = _n_se(se_u)
+            row.update(_measures(est_all[u], se_u, theta, bound, level, null, empse_mcse))
             row["rel_precision"], row["rel_precision_mcse"] = rel_prec[key]
             rows.append(row)
 
     columns = [*by_cols, *SUMMARY_COLUMNS, *(EXTENDED_COLUMNS if extended else ())]
     out = pd.DataFrame(rows, columns=columns)
-    return out.astype({"n_rep": "int64", "n_failed": "int64"})
+    return out.astype({"n_rep": "int64", "n_failed": "int64", "n_se": "int64"})

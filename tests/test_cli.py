@@ -19,6 +19,7 @@ SUMMARY_COLUMNS = [
     "true_value",
     "n_rep",
     "n_failed",
+    "n_se",
     "mean",
     "bias",
     "bias_mcse",

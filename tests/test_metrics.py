@@ -53,7 +53,9 @@ def test_rel_bias_nan_when_true_is_zero():
 
 
 def test_empse_by_hand():
-    value, mcse = metrics.empse(EST)
+    # Morris / rsimsum normal-theory MCSE; the kurtosis-aware default is tested in
+    # test_metrics_mcse.py (for these three estimates it is undefined: k < 1)
+    value, mcse = metrics.empse(EST, empse_mcse="normal")
     assert close(value, math.sqrt((14 / 3) / 2))
     assert close(mcse, math.sqrt((14 / 3) / 2) / math.sqrt(2 * 2))
 
@@ -79,7 +81,7 @@ def test_modse_by_hand():
 
 
 def test_modse_relerr_by_hand():
-    value, mcse = metrics.modse_relerr(EST, SE)
+    value, mcse = metrics.modse_relerr(EST, SE, empse_mcse="normal")  # Morris's formula
     ratio = math.sqrt(1.75) / math.sqrt(7 / 3)
     assert close(value, 100 * (ratio - 1))
     expected = 100 * ratio * math.sqrt(3.9375 / (4 * 3 * 1.75**2) + 1 / (2 * 2))
@@ -131,8 +133,8 @@ def test_rel_precision_by_hand():
 
 
 def test_performance_matches_hand_values():
-    out = performance(tiny_frame(), TRUE, crlb=0.5, extended=True).iloc[0]
-    assert out["n_rep"] == 3 and out["n_failed"] == 0
+    out = performance(tiny_frame(), TRUE, crlb=0.5, extended=True, empse_mcse="normal").iloc[0]
+    assert out["n_rep"] == 3 and out["n_failed"] == 0 and out["n_se"] == 3
     assert close(out["true_value"], 2.0)
     assert close(out["mean"], 7 / 3)
     assert close(out["bias"], 1 / 3)
@@ -222,12 +224,13 @@ def test_column_order_and_extended_columns():
     df = two_group_frame()
     out = performance(df, 2.0, by="estimator")
     assert list(out.columns) == ["estimator", *SUMMARY_COLUMNS]
-    assert len(SUMMARY_COLUMNS) == 18 and len(EXTENDED_COLUMNS) == 10
+    assert len(SUMMARY_COLUMNS) == 19 and len(EXTENDED_COLUMNS) == 10
     ext = performance(df, 2.0, by=["estimator"], extended=True)
     assert list(ext.columns) == ["estimator", *SUMMARY_COLUMNS, *EXTENDED_COLUMNS]
     plain = performance(df, 2.0)
     assert list(plain.columns) == list(SUMMARY_COLUMNS) and len(plain) == 1
     assert out["n_rep"].dtype == np.int64 and out["n_failed"].dtype == np.int64
+    assert out["n_se"].dtype == np.int64
 
 
 def test_by_two_groups_sorted_and_true_as_column():
@@ -313,8 +316,9 @@ def test_all_failed_group_has_row_and_no_warnings():
         warnings.simplefilter("error")
         out = performance(df, 2.0, by="estimator", crlb=1.0, extended=True, reference="b")
     row = out.set_index("estimator").loc["a"]
-    assert row["n_rep"] == 0 and row["n_failed"] == 3
-    measures = [c for c in (*SUMMARY_COLUMNS, *EXTENDED_COLUMNS) if c not in SUMMARY_COLUMNS[:3]]
+    assert row["n_rep"] == 0 and row["n_failed"] == 3 and row["n_se"] == 0
+    counts = ("true_value", "n_rep", "n_failed", "n_se")
+    measures = [c for c in (*SUMMARY_COLUMNS, *EXTENDED_COLUMNS) if c not in counts]
     measures.remove("crlb")
     assert row[measures].isna().all()
     assert out.set_index("estimator").loc["b", "n_rep"] == 3
@@ -379,11 +383,10 @@ def test_rel_precision_uses_only_replicates_both_methods_have():
     assert close(out["rel_precision_mcse"].iloc[1], expected[1])
 
 
-def test_rel_precision_nan_without_reference_or_method_in_by():
+def test_rel_precision_nan_without_reference():
+    # reference given but method not in by now raises: test_reference_without_method_in_by_raises
     df = paired_frame(np.random.default_rng(1234), 20, 0.5)
     out = performance(df, 1.0, by="estimator", extended=True)
-    assert out["rel_precision"].isna().all()
-    out = performance(df, 1.0, reference="A", extended=True)
     assert out["rel_precision"].isna().all()
 
 
@@ -497,3 +500,109 @@ def test_rel_precision_mcse_matches_spread():
     )
     b = out[out["estimator"] == "B"]
     assert_mcse_matches_spread(b, "rel_precision")
+
+
+# ------------------------------------------------------------- reference checks
+
+
+def test_reference_without_method_in_by_raises():
+    df = paired_frame(np.random.default_rng(1234), 20, 0.5)
+    with pytest.raises(ValueError, match=r"method='estimator'.*by=\[\]"):
+        performance(df, 1.0, reference="A", extended=True)
+    with pytest.raises(ValueError, match=r"by=\['study'\]"):
+        performance(df.assign(study=1), 1.0, by="study", reference="A")
+    with pytest.raises(ValueError, match="method='algo'.*not a column"):
+        performance(df, 1.0, by="estimator", method="algo", reference="A")
+
+
+def test_reference_not_among_methods_raises():
+    df = paired_frame(np.random.default_rng(1234), 20, 0.5)
+    with pytest.raises(ValueError, match=r"reference='C'.*'A', 'B'"):
+        performance(df, 1.0, by="estimator", reference="C", extended=True)
+
+
+# ------------------------------------------------------------ se column handling
+
+
+def test_default_se_column_absent_means_no_se():
+    df = tiny_frame().drop(columns="se")
+    out = performance(df, 2.0, extended=True).iloc[0]
+    ref = performance(tiny_frame(), 2.0, se=None, extended=True).iloc[0]
+    pd.testing.assert_series_equal(out, ref)
+    assert math.isnan(out["coverage"]) and out["n_se"] == 0
+    assert close(out["bias"], 1 / 3)
+
+
+def test_named_se_column_missing_raises_clearly():
+    with pytest.raises(KeyError, match=r"se='std_err'.*columns.*'estimate', 'se', 'replicate'"):
+        performance(tiny_frame(), 2.0, se="std_err")
+    with pytest.raises(KeyError, match=r"estimate='theta_hat'.*columns"):
+        performance(tiny_frame(), 2.0, estimate="theta_hat")
+
+
+# ------------------------------------------------------------------------- n_se
+
+
+def test_n_se_counts_replicates_behind_se_measures():
+    df = pd.DataFrame(
+        {
+            "g": ["x"] * 6 + ["y"] * 2,
+            "estimate": [1.0, 2.0, 4.0, 2.0, 3.0, np.nan, 1.0, 2.0],
+            "se": [0.5, 1.0, 2.0, np.nan, -1.0, 1.0, np.inf, 1.0],
+        }
+    )
+    out = performance(df, 2.0, by="g", extended=True).set_index("g")
+    assert list(out["n_rep"]) == [5, 2] and list(out["n_se"]) == [3, 1]
+    assert out["n_se"].dtype == np.int64
+    assert close(out.loc["x", "coverage"], 2 / 3)  # rests on the 3 rows, not n_rep = 5
+    assert performance(df, 2.0, se=None)["n_se"].iloc[0] == 0
+
+
+def test_n_se_follows_n_failed_in_summary_columns():
+    i = SUMMARY_COLUMNS.index("n_failed")
+    assert SUMMARY_COLUMNS[i + 1] == "n_se"
+    out = performance(tiny_frame(), 2.0)
+    assert list(out.columns) == list(SUMMARY_COLUMNS)
+
+
+# ------------------------------------------------------------ non-finite truth
+
+
+TRUE_DEPENDENT = [
+    "bias",
+    "bias_mcse",
+    "rel_bias",
+    "rel_bias_mcse",
+    "mse",
+    "mse_mcse",
+    "rmse",
+    "coverage",
+    "coverage_mcse",
+]
+
+
+@pytest.mark.parametrize("theta", [np.inf, -np.inf, np.nan])
+def test_non_finite_true_gives_nan_true_dependent_measures(theta):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = performance(tiny_frame(), theta, crlb=0.5, extended=True).iloc[0]
+    for col in TRUE_DEPENDENT:
+        assert math.isnan(out[col]), col
+    ref = performance(tiny_frame(), 2.0, crlb=0.5, extended=True).iloc[0]
+    kept = ["mean", "empse", "empse_mcse", "modse", "modse_mcse", "becoverage", "rejection"]
+    kept += ["efficiency", "modse_relerr", "n_rep", "n_se"]
+    pd.testing.assert_series_equal(out[kept], ref[kept])
+
+
+@pytest.mark.parametrize("theta", [np.inf, -np.inf, np.nan])
+def test_building_blocks_nan_for_non_finite_true(theta):
+    for value in (
+        *metrics.bias(EST, theta),
+        *metrics.mse(EST, theta),
+        *metrics.coverage(EST, SE, theta),
+    ):
+        assert math.isnan(value)
+
+
+def test_efficiency_nan_for_non_finite_crlb():
+    assert all(math.isnan(v) for v in metrics.efficiency([0.0, 0.0, 0.0, 0.0, 10.0], np.inf))
