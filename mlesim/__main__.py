@@ -66,12 +66,14 @@ def task(cfg: DictConfig) -> None:
     """One Hydra job: validate, simulate, summarise, draw, report."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from mlesim.config import validate
+    from mlesim.config import check_overrides, validate
     from mlesim.pipeline import run_pipeline
 
-    outdir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    outdir = Path(hydra_cfg.runtime.output_dir)
     try:
         spec = validate(cfg)
+        check_overrides(spec.config, list(hydra_cfg.overrides.task))
     except ConfigError as err:
         _discard_empty_run_dir(outdir)
         refuse(str(err))

@@ -246,23 +246,32 @@ def exceedance(
     true, delta : number or column name
         θ and δ (columns must be constant within a group).
     by : grouping columns.
-    estimate, converged : columns; failed rows (non-finite estimate or not converged)
-        are left out.
+    estimate, converged : columns. Failed rows (not converged, or a NaN estimate) are
+        left out, except estimates that ran to ±inf (a boundary such as ν̂ = ∞, reported
+        as a failure with estimate inf): they certainly exceed any δ and are counted as
+        exceeding.
 
     Returns
     -------
-    DataFrame, one row per group (sorted): the ``by`` columns, ``delta``, ``n_rep``,
-    ``exceed`` = (1/R) Σ 1{|θ̂_i − θ| > δ} and ``exceed_mcse`` = sqrt(p (1 − p) / R)
+    DataFrame, one row per group (sorted): the ``by`` columns, ``delta``, ``n_rep``
+    (replicates counted, the infinite ones included), ``n_inf`` (of those, estimates at
+    ±inf), ``exceed`` = (1/R) Σ 1{|θ̂_i − θ| > δ} and ``exceed_mcse`` = sqrt(p (1 − p) / R)
     (Morris Table 6, the MCSE of a proportion). Weak consistency is exceed → 0.
     """
     by = list(by)
-    ok = _usable(df, estimate, converged)
     est = df[estimate].to_numpy(dtype=float, na_value=np.nan)
+    infinite = np.isinf(est)
+    ok = _usable(df, estimate, converged) | infinite
     work = df.loc[ok, by].copy()
     work["delta"] = _values(df, delta)[ok]
-    work["_hit"] = np.abs(est - _values(df, true))[ok] > work["delta"]
+    with np.errstate(invalid="ignore"):
+        work["_hit"] = (np.abs(est - _values(df, true)) > _values(df, delta))[ok] | infinite[ok]
+    work["_inf"] = infinite[ok]
     out = work.groupby(by, sort=True, dropna=False).agg(
-        delta=("delta", "first"), n_rep=("_hit", "size"), exceed=("_hit", "mean")
+        delta=("delta", "first"),
+        n_rep=("_hit", "size"),
+        n_inf=("_inf", "sum"),
+        exceed=("_hit", "mean"),
     )
     out = out.reset_index()
     out["exceed_mcse"] = np.sqrt(out["exceed"] * (1.0 - out["exceed"]) / out["n_rep"])

@@ -125,6 +125,33 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def labels_of_kind(estimators: dict, kind: str) -> list[str]:
+    """Labels of the configured estimators of ``kind``, in configuration order.
+
+    Studies find the estimators they draw by kind, never by label: a user may call
+    the MLE ``ml`` or have two of them.
+    """
+    return [
+        label
+        for label, spec in estimators.items()
+        if isinstance(spec, dict) and spec.get("kind") == kind
+    ]
+
+
+def require_kind(config: dict, kind: str, study: str) -> str:
+    """The first estimator label of ``kind``, or ConfigError at ``estimators`` (before
+    any replicate runs) when the study needs one and there is none."""
+    labels = labels_of_kind(config["estimators"], kind)
+    if not labels:
+        have = ", ".join(f"{k} (kind {v.get('kind')})" for k, v in config["estimators"].items())
+        raise ConfigError(
+            "estimators",
+            f"study {study} needs an estimator of kind {kind}; have {have or 'none'}; "
+            f"add one, e.g. +estimators.{kind}={{kind:{kind}}}",
+        )
+    return labels[0]
+
+
 def check_int(v: Any, key: str, low: int) -> int:
     """``v`` as an int ≥ ``low`` or ConfigError."""
     if not _is_int(v) or v < low:
@@ -345,6 +372,7 @@ def check_conditions(config: dict, conditions: tuple[Condition, ...]) -> None:
         try:
             scen = Scenario.from_config(cond.config, n=cond.factors["n"])
             scen.check_estimand()
+            scen.check_estimators()
             for label, spec in cond.config["estimators"].items():
                 try:
                     make_estimator(label, spec, scen.model)
@@ -360,6 +388,33 @@ def check_conditions(config: dict, conditions: tuple[Condition, ...]) -> None:
             if not varied:
                 raise
             raise ConfigError(f"design.{err.key}", err.message) from err
+
+
+def check_overrides(config: dict, overrides: list[str]) -> None:
+    """Refuse a command-line value that ``design`` would silently replace.
+
+    ``experiment=coin_flip truth.params.p=1.2`` sets a key the preset's design varies
+    (``design.truth.params.p``), so the value would be neither used nor validated.
+
+    Parameters
+    ----------
+    config : the composed configuration (plain containers); overrides : Hydra's task
+        overrides, e.g. ``["experiment=coin_flip", "truth.params.p=1.2"]``.
+
+    Raises
+    ------
+    ConfigError
+        At the overridden key, saying to vary it through ``design.<key>=[...]``.
+    """
+    design = flatten(config.get("design") or {})
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in design:
+            raise ConfigError(
+                key,
+                f"is varied by design.{key} = {design[key]} in this experiment, so this value "
+                f"would be ignored; allowed: set the values through design.{key}=[...]",
+            )
 
 
 def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, ...]:

@@ -19,102 +19,16 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import stats
 
 from mlesim.errors import ConfigError
 from mlesim.families import Family
 from mlesim.families.base import fixed_mask
-from mlesim.optimize import minors_adjugate
 from mlesim.priors import CONJUGATE, check_prior, conjugate_map
-
-
-def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) -> np.ndarray:
-    """Standard errors from the expected information, sqrt(diag((n I(θ̂))⁻¹)).
-
-    Parameters
-    ----------
-    theta : (R, p) estimates; ``free`` : (p,) bool mask of estimated parameters.
-
-    Returns
-    -------
-    (R, k) with k = free.sum(): inverse of the free block of n·I(θ̂) (Cramér–Rao;
-    Casella & Berger 2002, Thm 10.1.12). Infinite information gives SE 0 (a boundary
-    estimate such as p̂ = 0), NaN information gives NaN.
-    """
-    info = n * family.fisher(theta)[:, free][:, :, free]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if info.shape[-1] == 1:
-            var = 1.0 / info[:, :, 0]
-        else:
-            var = np.diagonal(_inverse(info), axis1=1, axis2=2)
-        return np.sqrt(var)
-
+from mlesim.standard_errors import at_boundary, information_se, observed_se, sandwich_se
 
 #: the ``se`` option of the MLE
 SE_METHODS = ("expected", "observed", "sandwich")
-
-
-def _diag_sqrt(cov: np.ndarray) -> np.ndarray:
-    """sqrt of the diagonals of (R, k, k) covariances; negative or NaN give NaN."""
-    with np.errstate(invalid="ignore"):
-        return np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-
-
-def _inverse(a: np.ndarray) -> np.ndarray:
-    """Batched inverse of (R, k, k) matrices; rows with non-finite entries → NaN.
-
-    For k ≤ 3 the adjugate formula (no per-matrix LAPACK call); rows whose determinant
-    is tiny relative to the product of the diagonal, and every row for k > 3, use
-    ``np.linalg.pinv``.
-    """
-    out = np.full(a.shape, np.nan)
-    ok = np.all(np.isfinite(a), axis=(1, 2))
-    rest = ok.copy()
-    if 1 < a.shape[-1] <= 3 and ok.any():
-        minors, adj = minors_adjugate(a[ok])
-        det = minors[-1]
-        scale = np.abs(np.prod(np.diagonal(a[ok], axis1=1, axis2=2), axis=1))
-        good = np.abs(det) > 1e-12 * scale
-        idx = np.flatnonzero(ok)
-        with np.errstate(all="ignore"):
-            out[idx[good]] = adj[good] / det[good, None, None]
-        rest[idx[good]] = False
-    if rest.any():
-        out[rest] = np.linalg.pinv(a[rest])
-    return out
-
-
-def observed_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Standard errors from the observed information, sqrt(diag((−H(θ̂))⁻¹)).
-
-    Parameters
-    ----------
-    x : (R, n) data; theta : (R, p) estimates; free : (p,) bool mask of estimated
-    parameters. H is the Hessian of the log-likelihood Σ_i log f(x_i; θ) in the
-    family's own parameters (analytic for the named families, numerical otherwise;
-    Efron & Hinkley 1978, Biometrika 65:457).
-
-    Returns
-    -------
-    (R, k), k = free.sum(); NaN where −H is not finite or not positive definite.
-    """
-    with np.errstate(all="ignore"):
-        h = family.hessian(x, theta)[:, free][:, :, free]
-        return _diag_sqrt(_inverse(-h))
-
-
-def sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Robust (sandwich) standard errors, sqrt(diag(H⁻¹ B H⁻¹)) with B = Σ_i s_i s_iᵀ.
-
-    s_i is the score of observation i at θ̂ and H the Hessian of the log-likelihood
-    (Huber 1967; White 1982, Econometrica 50:1) — valid when the model is
-    wrong, the estimand then being the pseudo-true value. No small-sample correction
-    (statsmodels' ``cov_type="HC0"``). Shapes as :func:`observed_se`.
-    """
-    with np.errstate(all="ignore"):
-        h_inv = _inverse(family.hessian(x, theta)[:, free][:, :, free])
-        s = family.score(x, theta)[:, :, free]
-        b = np.einsum("rni,rnj->rij", s, s)
-        return _diag_sqrt(h_inv @ b @ h_inv)
 
 
 class Estimator:
@@ -141,6 +55,19 @@ class Estimator:
 
     def validate(self) -> None:
         """Check hyper-parameters against the model; raise ConfigError."""
+
+    @property
+    def se_min_n(self) -> int:
+        """Smallest sample size with a standard error: below it the SE is NaN while the
+        estimate stands (the mean's s/√n needs n ≥ 2); summary.csv's ``n_se`` counts
+        the replicates with an SE."""
+        return 1
+
+    @property
+    def moments_needed(self) -> int:
+        """How many moments of the data law must exist for the estimator to estimate
+        anything (the mean: 1; the method of moments: p); 0 for none."""
+        return 0
 
     @property
     def param_names_(self) -> tuple[str, ...]:
@@ -238,8 +165,9 @@ class MAP(Estimator):
     """Maximum a posteriori with conjugate priors (see :mod:`mlesim.priors`).
 
     Options: ``prior`` — mapping parameter → prior spec. Parameters without a prior
-    get a flat one. SE from the curvature of the log-posterior at the mode,
-    sqrt(1 / (n I(θ̂) − d² log π(θ̂))) per parameter.
+    get a flat one. SE from the curvature of the log posterior at the mode (the
+    Laplace approximation), sqrt(diag((−∇² log p(θ̂ | x))⁻¹)); see
+    :func:`mlesim.priors.conjugate_map`.
     """
 
     kind = "map"
@@ -256,7 +184,7 @@ class MAP(Estimator):
         self.prior = check_prior(self.model, dict(self.prior or {}), f"{self.key}.prior")
 
     def _fit(self, x):
-        est, se, n_iter = conjugate_map(self.model, x, self.prior)
+        est, se, n_iter, self._conv = conjugate_map(self.model, x, self.prior)
         return est, se, n_iter
 
 
@@ -305,6 +233,14 @@ class Mean(Estimator):
     def param_names_(self):
         return (self.model.location,)
 
+    @property
+    def moments_needed(self) -> int:
+        return 1
+
+    @property
+    def se_min_n(self) -> int:
+        return 2
+
     def _fit(self, x):
         n = x.shape[1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -312,14 +248,29 @@ class Mean(Estimator):
         return x.mean(axis=1)[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
 
 
+#: the ``se`` option of the median
+MEDIAN_SE = ("order_statistics", "model")
+
+
 class Median(Estimator):
     """Sample median of a symmetric family's centre.
 
-    SE from its asymptotic variance 1 / (4 n f(m)²) (Serfling 1980, §2.3.3), with the
-    density f of the model fitted by maximum likelihood evaluated at the median.
+    Options: ``se`` — ``order_statistics`` (default) or ``model``.
+
+    - ``order_statistics``: the Maritz–Jarrett standard error (Maritz & Jarrett 1978,
+      JASA 73:194; Wilcox 2012, *Introduction to Robust Estimation*, §3.1.1), model-free:
+      with the order statistics x₍₁₎ ≤ … ≤ x₍ₙ₎, m = ⌊n/2⌋ + 1 and weights
+      W_i = B(i/n) − B((i − 1)/n), B the Beta(m, n − m + 1) cdf,
+      SE² = Σ W_i x₍ᵢ₎² − (Σ W_i x₍ᵢ₎)² — the bootstrap variance of x₍ₘ₎ in closed form.
+      It stays honest when the data are not from the model (contamination, t₃ data).
+    - ``model``: the asymptotic 1 / (2 f(m) √n) (Serfling 1980, §2.3.3) with the density
+      f of the *assumed* model, fitted by maximum likelihood, at the median — right only
+      when the model is; 0 for a constant sample (the fitted density is a spike), NaN
+      where the model's fit failed otherwise.
     """
 
     kind = "median"
+    options = ("se",)
 
     def validate(self):
         if self.model.center is None:
@@ -327,18 +278,53 @@ class Median(Estimator):
                 f"{self.key}.kind",
                 f"the median needs a symmetric location family, not {self.model.name}",
             )
+        self.se = "order_statistics" if self.se is None else self.se
+        if self.se not in MEDIAN_SE:
+            raise ConfigError(
+                f"{self.key}.se", f"unknown {self.se!r}; allowed: {', '.join(MEDIAN_SE)}"
+            )
 
     @property
     def param_names_(self):
         return (self.model.center,)
 
+    @property
+    def se_min_n(self) -> int:
+        return 2 if self.se == "order_statistics" else 1
+
     def _fit(self, x):
         med = np.median(x, axis=1)
-        theta = self.model.mle(x).theta
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            dens = np.exp(self.model.logpdf(med[:, None], theta))[:, 0]
-            se = 1.0 / (2.0 * dens * np.sqrt(x.shape[1]))
+        if self.se == "model":
+            theta = self.model.mle(x).theta
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                dens = np.exp(self.model.logpdf(med[:, None], theta))[:, 0]
+                se = 1.0 / (2.0 * dens * np.sqrt(x.shape[1]))
+            se[x.max(axis=1) == x.min(axis=1)] = 0.0  # no spread: the fitted density is a spike
+        else:
+            se = maritz_jarrett_se(x)
         return med[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
+
+
+def maritz_jarrett_se(x: np.ndarray) -> np.ndarray:
+    """Maritz–Jarrett standard error of the sample median of each row of ``x`` (R, n).
+
+    Returns (R,): sqrt(Σ W_i x₍ᵢ₎² − (Σ W_i x₍ᵢ₎)²) with W_i the Beta(m, n − m + 1)
+    probability of ((i − 1)/n, i/n], m = ⌊n/2⌋ + 1 (see :class:`Median`). For even n
+    this is the SE of the upper middle order statistic, which the median averages with
+    its neighbour. The sorted rows are shifted by their medians first, which leaves the
+    variance unchanged and avoids cancellation. NaN for n = 1 (no spread to see).
+    """
+    n = x.shape[1]
+    if n < 2:
+        return np.full(x.shape[0], np.nan)
+    m = n // 2 + 1
+    edges = stats.beta.cdf(np.arange(n + 1) / n, m, n - m + 1)
+    w = np.diff(edges)
+    xs = np.sort(x, axis=1)
+    xs -= xs[:, m - 1, None]
+    first = xs @ w
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.maximum((xs * xs) @ w - first**2, 0.0))
 
 
 class Moments(Estimator):
@@ -355,38 +341,54 @@ class Moments(Estimator):
         if not hasattr(self.model, "moments_estimate"):
             raise ConfigError(f"{self.key}.kind", f"no moment estimator for {self.model.name}")
 
+    @property
+    def moments_needed(self) -> int:
+        return self.model.p
+
     def _fit(self, x):
         theta = self.model.moments_estimate(x)
         return theta, moment_sandwich_se(self.model, x, theta), np.zeros(x.shape[0], dtype=int)
 
 
 def moment_sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Sandwich SE of a method-of-moments fit; shapes x (R, n), theta (R, p) → (R, p)."""
+    """Sandwich SE of a method-of-moments fit; shapes x (R, n), theta (R, p) → (R, p).
+
+    Var θ̂ = A⁻¹ B A⁻ᵀ / n with A = ∂m/∂θ by central differences and B the sample
+    covariance of (x, x², …). An estimate on the edge of the parameter space (b̂ = 0 on
+    constant data) gets SE 0, as in :func:`mlesim.standard_errors.pinned_se`; a variance
+    that is 0 up to rounding (−3e-16 at n = 2) is clipped to 0.
+    """
     r, n = x.shape
     p = family.p
-    powers = np.arange(1, p + 1)
-    g = x[:, :, None] ** powers  # (R, n, p): x, x², ...
-    gc = g - g.mean(axis=1, keepdims=True)
-    b = np.einsum("rni,rnj->rij", gc, gc) / n
-    jac = np.empty((r, p, p))
-    for j in range(p):  # loop over parameters, not replicates
-        h = 1e-6 * np.maximum(np.abs(theta[:, j]), 1e-3)
-        up, dn = theta.copy(), theta.copy()
-        up[:, j] += h
-        dn[:, j] -= h
-        jac[:, :, j] = (_raw_moments(family, up, p) - _raw_moments(family, dn, p)) / (
-            2 * h[:, None]
-        )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ok = np.all(np.isfinite(jac), axis=(1, 2)) & (
-            np.abs(np.linalg.det(np.where(np.isfinite(jac), jac, 0.0))) > 0
-        )
+    with np.errstate(all="ignore"):
+        powers = np.arange(1, p + 1)
+        g = x[:, :, None] ** powers  # (R, n, p): x, x², ...
+        gc = g - g.mean(axis=1, keepdims=True)
+        b = np.einsum("rni,rnj->rij", gc, gc) / n
+        jac = np.empty((r, p, p))
+        for j in range(p):  # loop over parameters, not replicates
+            h = 1e-6 * np.maximum(np.abs(theta[:, j]), 1e-3)
+            up, dn = theta.copy(), theta.copy()
+            up[:, j] += h
+            dn[:, j] -= h
+            diff = _raw_moments(family, up, p) - _raw_moments(family, dn, p)
+            jac[:, :, j] = diff / (2 * h[:, None])
+        pin = at_boundary(family, theta, np.ones(p, dtype=bool))
+        rows, cols = np.nonzero(pin)
+        jac[rows, :, cols] = 0.0
+        jac[rows, cols, cols] = 1.0
+        b[rows, cols, :] = 0.0
+        b[rows, :, cols] = 0.0
+        ok = np.all(np.isfinite(jac), axis=(1, 2)) & np.all(np.isfinite(b), axis=(1, 2))
+        ok &= np.abs(np.linalg.det(np.where(np.isfinite(jac), jac, 0.0))) > 0
         var = np.full((r, p), np.nan)
         if ok.any():
             ainv = np.linalg.inv(jac[ok])
             cov = ainv @ b[ok] @ np.swapaxes(ainv, 1, 2) / n
-            var[ok] = np.diagonal(cov, axis1=1, axis2=2)
-        return np.sqrt(var)
+            var[ok] = np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0)
+        se = np.sqrt(var)
+    se[pin] = 0.0
+    return se
 
 
 def _raw_moments(family: Family, theta: np.ndarray, p: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from mlesim.checkpoint import ChunkStore
 from mlesim.config import StudySpec
 from mlesim.engine import run_study
 from mlesim.failures import warning_line
-from mlesim.report import write_report
+from mlesim.report import caveats, write_report
 from mlesim.storage import write_csv, write_parquet, write_text
 from mlesim.studies import render_study
 from mlesim.summarise import split_summary, summarise
@@ -53,7 +53,10 @@ def run_pipeline(spec: StudySpec, outdir: Path, progress: bool | None = None) ->
         if sim.stopping.capped:
             log.warning(sim.stopping.capped_line())
     figures, notes = render_study(spec, replicates, summary, outdir / "figures")
-    write_report(outdir / "report.md", spec, summary, figures, notes)
+    warned = caveats(extended, spec.factor_names)
+    for note in warned:
+        log.warning(note.split("**")[1] + " See report.md.")
+    write_report(outdir / "report.md", spec, summary, figures, notes + warned)
     log.info("results in %s", outdir)
     return {
         "replicates": replicates,

@@ -28,6 +28,8 @@ import numpy as np
 
 from mlesim.errors import ConfigError
 from mlesim.families import Family
+from mlesim.families.closed_form import row_mean
+from mlesim.standard_errors import at_boundary, pinned_se
 
 #: (family, parameter) → (distribution, hyper-parameter names, lower bounds, inclusive)
 CONJUGATE: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[float, ...]]] = {
@@ -79,20 +81,27 @@ def check_prior(model: Family, prior: Mapping[str, Any], key: str) -> dict[str, 
 
 def conjugate_map(
     model: Family, x: np.ndarray, prior: Mapping[str, Mapping[str, float]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Posterior modes and curvature SEs for every row of ``x`` (R, n).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior modes and their Laplace-approximation SEs for every row of ``x`` (R, n).
 
     Returns
     -------
-    est : (R, p); se : (R, p); n_iter : (R,)
-        ``se = sqrt(1 / (n I(θ̂) − d² log π(θ̂)))`` per parameter (the Laplace
-        approximation to the posterior, diagonal since the priors are independent).
+    est : (R, p); se : (R, p); n_iter : (R,); converged : (R,) bool
+        ``se = sqrt(diag(A⁻¹))`` with A = −∇² log p(θ | x) at the mode θ̂ — the curvature
+        of the log posterior, Σ_i −∇² log f(x_i; θ̂) − ∇² log π(θ̂) (the Laplace
+        approximation to the posterior; Gelman et al. 2013, §4.1). For the Beta(a, b)
+        prior on a Bernoulli p this is sqrt(p̂(1 − p̂)/(n + a + b − 2)); for the
+        Gamma(α, β) prior on a Poisson rate sqrt(λ̂/(n + β)). A mode on the edge of the
+        parameter space (p̂ = 0 under a Beta(1, b) prior) gets SE 0, as the MLE's
+        (:func:`mlesim.standard_errors.pinned_se`). ``converged`` is False where the normal
+        model's coordinate ascent hit its cap.
     """
     r, n = x.shape
     s = x.sum(axis=1)
     n_iter = np.zeros(r, dtype=int)
+    converged = np.ones(r, dtype=bool)
     if model.name == "normal":
-        est, n_iter = _normal_map(x, prior)
+        est, n_iter, converged = _normal_map(x, prior)
     else:
         (name,) = model.params
         h = prior.get(name)
@@ -106,18 +115,26 @@ def conjugate_map(
             with np.errstate(divide="ignore"):
                 est = (n + h["shape"] - 1.0) / (s + h["rate"])
         est = est[:, None]
-    curv = n * np.diagonal(model.fisher(est), axis1=-2, axis2=-1) + _prior_curvature(
-        model, est, prior
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.where(curv > 0, 1.0 / np.sqrt(curv), np.where(np.isinf(curv), 0.0, np.nan))
-    return est, se, n_iter
+    with np.errstate(all="ignore"):
+        curvature = -model.hessian(x, est)
+        j = np.arange(model.p)
+        curvature[:, j, j] -= prior_hessian(model, est, prior)
+    free = np.ones(model.p, dtype=bool)
+    return est, pinned_se(curvature, at_boundary(model, est, free)), n_iter, converged
 
 
-def _normal_map(x: np.ndarray, prior: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Joint mode of (mu, sigma2) by coordinate ascent, batched; ≤ 500 sweeps."""
+#: coordinate-ascent sweeps of the normal model's joint mode
+MAX_SWEEPS = 500
+
+
+def _normal_map(x: np.ndarray, prior: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joint mode of (mu, sigma2) by coordinate ascent, batched; ≤ ``MAX_SWEEPS`` sweeps.
+
+    Returns the modes (R, 2), the sweeps used (R,) and a converged mask (R,), False
+    where the cap was reached before the change fell below 1e-13 relative.
+    """
     r, n = x.shape
-    xbar = x.mean(axis=1)
+    xbar = row_mean(x)
     ss = ((x - xbar[:, None]) ** 2).sum(axis=1)
     pm, pv = prior.get("mu"), prior.get("sigma2")
 
@@ -130,9 +147,10 @@ def _normal_map(x: np.ndarray, prior: Mapping) -> tuple[np.ndarray, np.ndarray]:
     mu = xbar.copy()
     s2 = sigma2_given(mu)
     n_iter = np.zeros(r, dtype=int)
+    active = np.zeros(r, dtype=bool)
     if pm is not None:
         active = np.ones(r, dtype=bool)
-        for _ in range(500):
+        for _ in range(MAX_SWEEPS):
             new_mu = (n * xbar * pm["var"] + pm["mean"] * s2) / (n * pm["var"] + s2)
             new_s2 = sigma2_given(new_mu)
             change = np.abs(new_mu - mu) + np.abs(new_s2 - s2)
@@ -141,23 +159,31 @@ def _normal_map(x: np.ndarray, prior: Mapping) -> tuple[np.ndarray, np.ndarray]:
             active &= change > 1e-13 * (1.0 + np.abs(mu) + s2)
             if not active.any():
                 break
-    return np.column_stack([mu, s2]), n_iter
+    return np.column_stack([mu, s2]), n_iter, ~active
 
 
-def _prior_curvature(model: Family, est: np.ndarray, prior: Mapping) -> np.ndarray:
-    """−d² log π(θ) / dθ_j² at ``est`` (R, p), per parameter; 0 for flat priors."""
+def prior_hessian(model: Family, est: np.ndarray, prior: Mapping) -> np.ndarray:
+    """d² log π(θ) / dθ_j² at ``est`` (R, p), per parameter; 0 for flat priors.
+
+    A term whose coefficient is zero is zero even where its factor is infinite (the
+    Beta(1, b) prior has no (a − 1)/p² term, also at p = 0).
+    """
     out = np.zeros_like(est)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for j, name in enumerate(model.params):
-            h, v = prior.get(name), est[:, j]
-            if h is None:
-                continue
-            if h["dist"] == "beta":
-                out[:, j] = (h["a"] - 1.0) / v**2 + (h["b"] - 1.0) / (1.0 - v) ** 2
-            elif h["dist"] == "gamma":
-                out[:, j] = (h["shape"] - 1.0) / v**2
-            elif h["dist"] == "normal":
-                out[:, j] = 1.0 / h["var"]
-            elif h["dist"] == "invgamma":
-                out[:, j] = -(h["shape"] + 1.0) / v**2 + 2.0 * h["scale"] / v**3
+
+    def term(c: float, v: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.zeros_like(v) if c == 0 else c / v
+
+    for j, name in enumerate(model.params):
+        h, v = prior.get(name), est[:, j]
+        if h is None:
+            continue
+        if h["dist"] == "beta":
+            out[:, j] = -term(h["a"] - 1.0, v**2) - term(h["b"] - 1.0, (1.0 - v) ** 2)
+        elif h["dist"] == "gamma":
+            out[:, j] = -term(h["shape"] - 1.0, v**2)
+        elif h["dist"] == "normal":
+            out[:, j] = -1.0 / h["var"]
+        elif h["dist"] == "invgamma":
+            out[:, j] = term(h["shape"] + 1.0, v**2) - term(2.0 * h["scale"], v**3)
     return out

@@ -34,6 +34,54 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
+def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
+    """Markdown notes on rows whose numbers do not mean what they seem.
+
+    ``extended`` is summary_extended.csv's table (with ``misspecified``,
+    ``estimand_on_edge`` and ``n_se``). Notes: (1) under misspecification or
+    contamination, crlb and efficiency are the *assumed model's* bound at θ* — the
+    MLE's variance tends to the sandwich A⁻¹BA⁻¹/n instead (White 1982), so efficiency
+    may exceed 1 — with the flagged rows; (2) estimands on the edge of the space (±inf),
+    whose bias, MSE, coverage and efficiency are undefined; (3) rows whose SE-based
+    measures rest on fewer replicates (n_se) than n_rep.
+    """
+    notes = []
+    keys = [*factor_names, "estimator", "param"]
+    if "misspecified" in extended and extended["misspecified"].any():
+        rows = extended[extended["misspecified"].astype(bool)]
+        cols = keys + ["true_value", "crlb", "efficiency", "efficiency_mcse"]
+        notes.append(
+            "**Misspecified rows: the bound is the model's.** In the rows below the model is "
+            "not the truth's family or the data are contaminated. `true_value` is then the "
+            "pseudo-true θ* (the KL projection; with `estimand: truth` the clean truth's θ), "
+            "`crlb` is the *assumed model's* bound "
+            "[I(θ*)⁻¹]ⱼⱼ/n and the √CRLB lines of the figures are that bound; the MLE's "
+            "variance tends to the sandwich A⁻¹BA⁻¹/n instead (White 1982, Econometrica "
+            "50:1), so `efficiency` can exceed 1 and says nothing about attaining a bound "
+            "for the true law.\n\n" + markdown_table(rows[cols])
+        )
+    if "estimand_on_edge" in extended and extended["estimand_on_edge"].any():
+        rows = extended[extended["estimand_on_edge"].astype(bool)]
+        names = ", ".join(sorted(set(rows["param"].astype(str))))
+        notes.append(
+            f"**Estimand at the edge of the parameter space ({names}).** The projection of "
+            "the data law onto the model runs off to the edge (e.g. ν* = ∞: a t model of "
+            "normal data gets closer to the data the larger ν), so `true_value` is "
+            "reported as ±inf and bias, MSE, coverage and efficiency are undefined (NaN) "
+            "for it; the other parameters are studied at that limit."
+        )
+    if "n_se" in extended:
+        short = extended[(extended["n_se"] < extended["n_rep"]) & (extended["n_rep"] > 0)]
+        if len(short):
+            notes.append(
+                "**SE-based measures on fewer replicates.** In these rows some usable "
+                "estimates had no standard error, so `modse` and `coverage` rest on `n_se` "
+                "of the `n_rep` replicates:\n\n"
+                + markdown_table(short[keys + ["n_rep", "n_se", "coverage"]])
+            )
+    return notes
+
+
 def write_report(
     path: Path,
     spec: StudySpec,
@@ -41,7 +89,7 @@ def write_report(
     figures: list[tuple[Path, str]],
     notes: list[str],
 ) -> Path:
-    """Write report.md beside the figures."""
+    """Write report.md beside the figures (``notes``: the study's, then :func:`caveats`)."""
     cfg = spec.config
     truth = cfg["truth"]
     design = cfg["design"] or {}

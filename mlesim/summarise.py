@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 
 from mlesim.analysis import attach_targets
-from mlesim.config import StudySpec
+from mlesim.config import StudySpec, labels_of_kind
 from mlesim.families.base import fixed_mask
 from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
 from mlesim.scenarios import Scenario
+
+#: columns summary_extended.csv adds after the measures (see :func:`targets`)
+FLAG_COLUMNS = ("misspecified", "estimand_on_edge")
 
 #: configuration keys that determine a condition's estimand (not n)
 _ESTIMAND_KEYS = ("truth", "model", "contamination", "estimand")
@@ -20,8 +23,11 @@ _ESTIMAND_KEYS = ("truth", "model", "contamination", "estimand")
 
 def targets(spec: StudySpec) -> pd.DataFrame:
     """One row per condition × estimator × parameter: factors, ``estimator``, ``param``,
-    ``true_value`` (the estimand θ*) and ``crlb`` = [(n I(θ*))⁻¹]_jj for the
-    parameters the estimator leaves free."""
+    ``true_value`` (the estimand θ*), ``crlb`` = [(n I(θ*))⁻¹]_jj for the parameters the
+    estimator leaves free, and two flags: ``misspecified`` (the model is not the truth's
+    family or the data are contaminated, so crlb is the *model's* bound at θ* and
+    efficiency may exceed 1) and ``estimand_on_edge`` (θ*_j is ±inf or on the edge of
+    the space, e.g. ν* = ∞ for a t model of normal data: no bias, MSE or coverage)."""
     rows = []
     known: dict[str, np.ndarray] = {}  # the estimand does not depend on n: once per cell
     for cond in spec.conditions:
@@ -30,6 +36,7 @@ def targets(spec: StudySpec) -> pd.DataFrame:
         if key not in known:
             known[key] = scen.target()
         target = known[key]
+        edge = scen.edge_params(target)
         for est in scen.estimators():
             free = fixed_mask(scen.model, getattr(est, "fixed", None))
             crlb = scen.crlb(target, free)
@@ -42,6 +49,8 @@ def targets(spec: StudySpec) -> pd.DataFrame:
                         "param": name,
                         "true_value": float(target[j]),
                         "crlb": float(crlb[j]),
+                        "misspecified": scen.misspecified,
+                        "estimand_on_edge": name in edge,
                     }
                 )
     return pd.DataFrame(rows)
@@ -59,7 +68,8 @@ def summarise(
     EXTENDED_COLUMNS). ``table`` is :func:`targets` ``(spec)``, computed if None."""
     keys = spec.factor_names + ["estimator", "param"]
     tab = targets(spec) if table is None else table
-    ref = spec["estimators"] and ("mle" if "mle" in spec["estimators"] else None)
+    mles = labels_of_kind(spec["estimators"], "mle")
+    ref = mles[0] if mles else None
     out = performance(
         attach_targets(replicates, tab, spec.factor_names),
         "true_value",
@@ -73,7 +83,11 @@ def summarise(
     order = tab[keys].reset_index(drop=True).reset_index(names="_order")
     out = out.merge(order, on=keys, how="left").sort_values("_order", kind="stable")
     columns = keys + list(SUMMARY_COLUMNS) + (list(EXTENDED_COLUMNS) if extended else [])
-    return out[columns].reset_index(drop=True)
+    out = out[columns].reset_index(drop=True)
+    if extended:
+        flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
+        out = out.merge(flags, on=keys, how="left", validate="one_to_one")
+    return out
 
 
 def split_summary(extended: pd.DataFrame, factor_names: list[str]) -> pd.DataFrame:

@@ -249,6 +249,25 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "hydra.run.dir",
         r"cannot create '.*/afile': it exists and is not a directory",
     ),
+    # issue 7: values a study would silently ignore or crash on after the simulation
+    (
+        "design-key-set-directly",
+        ["experiment=coin_flip", "truth.params.p=1.2"],
+        "truth.params.p",
+        r"varied by design\.truth\.params\.p .* allowed: set the values through design",
+    ),
+    (
+        "study-needs-kind",
+        ["experiment=coin_flip", "~estimators.mle"],
+        "estimators",
+        r"needs an estimator of kind mle; .* add one, e\.g\. \+estimators\.mle=",
+    ),
+    (
+        "mean-without-a-mean",
+        ["truth=student_t", "truth.params.nu=1", "~estimators.mle", "+estimators.m={kind:mean}"],
+        "estimators.m.kind",
+        r"needs the data's mean, which does not exist .* allowed: .*median",
+    ),
 ]
 
 #: run as real subprocesses too (each costs ~1.5 s)

@@ -20,6 +20,18 @@ def _done(theta: np.ndarray) -> FitResult:
     return FitResult(theta, np.all(np.isfinite(theta), axis=1), np.zeros(r, dtype=int))
 
 
+def row_mean(x: np.ndarray) -> np.ndarray:
+    """Mean of each row of ``x`` (R, n), exactly the value for a constant row (``mean``
+    may be 1 ulp off, which would leave Σ(x − x̄)² a tiny positive number instead of 0)."""
+    return np.where(x.max(axis=1) == x.min(axis=1), x[:, 0], x.mean(axis=1))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 / 0 = 0 (a term whose count is zero contributes nothing)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(num == 0, 0.0, num / den)
+
+
 def _check_fixed(family: Family, fixed: Mapping[str, float] | None, allowed: tuple) -> dict:
     fixed = dict(fixed or {})
     bad = sorted(set(fixed) - set(allowed))
@@ -48,6 +60,18 @@ class Bernoulli(Family):
         p = np.asarray(theta)[..., 0]
         with np.errstate(divide="ignore"):
             return (1.0 / (p * (1.0 - p)))[..., None, None]
+
+    def score(self, x, theta):
+        """x/p − (1 − x)/(1 − p) per observation, (R, n, 1); 0/0 terms are 0."""
+        p = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 1))
+        return (_ratio(x, p) - _ratio(1.0 - x, 1.0 - p))[..., None]
+
+    def hessian(self, x, theta):
+        """−Σx/p² − Σ(1 − x)/(1 − p)², (R, 1, 1); infinite at p ∈ {0, 1} with data there
+        (0/0 terms, a count of zero, are 0)."""
+        p = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 1))[:, 0]
+        k = x.sum(axis=1)
+        return -(_ratio(k, p**2) + _ratio(x.shape[1] - k, (1.0 - p) ** 2))[:, None, None]
 
     def mle(self, x, fixed=None):
         _check_fixed(self, fixed, ())
@@ -92,6 +116,16 @@ class Poisson(Family):
         with np.errstate(divide="ignore"):
             return (1.0 / lam)[..., None, None]
 
+    def score(self, x, theta):
+        """x/λ − 1 per observation, (R, n, 1); 0/0 terms are 0."""
+        lam = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 1))
+        return (_ratio(x, lam) - 1.0)[..., None]
+
+    def hessian(self, x, theta):
+        """−Σx/λ², (R, 1, 1) (0 when Σx = 0)."""
+        lam = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 1))[:, 0]
+        return -_ratio(x.sum(axis=1), lam**2)[:, None, None]
+
     def mle(self, x, fixed=None):
         _check_fixed(self, fixed, ())
         return _done(x.mean(axis=1)[:, None])
@@ -132,6 +166,18 @@ class Exponential(Family):
         rate = np.asarray(theta)[..., 0]
         with np.errstate(divide="ignore"):
             return (1.0 / rate**2)[..., None, None]
+
+    def score(self, x, theta):
+        """1/rate − x per observation, (R, n, 1)."""
+        rate = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 1))
+        with np.errstate(divide="ignore"):
+            return (1.0 / rate - x)[..., None]
+
+    def hessian(self, x, theta):
+        """−n/rate², (R, 1, 1)."""
+        rate = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 1))[:, 0]
+        with np.errstate(divide="ignore"):
+            return (-x.shape[1] / rate**2)[:, None, None]
 
     def mle(self, x, fixed=None):
         _check_fixed(self, fixed, ())
@@ -182,9 +228,33 @@ class Normal(Family):
             out[..., 1, 1] = 1.0 / (2.0 * s2**2)
         return out
 
+    def score(self, x, theta):
+        """((x − μ)/σ², ((x − μ)² − σ²)/(2σ⁴)) per observation, (R, n, 2)."""
+        theta = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 2))
+        mu, s2 = theta[:, 0, None], theta[:, 1, None]
+        r = x - mu
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.stack([r / s2, (r**2 - s2) / (2.0 * s2**2)], axis=-1)
+
+    def hessian(self, x, theta):
+        """[[−n/σ², −Σ(x − μ)/σ⁴], [·, n/(2σ⁴) − Σ(x − μ)²/σ⁶]], (R, 2, 2)."""
+        theta = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 2))
+        mu, s2 = theta[:, 0], theta[:, 1]
+        n = x.shape[1]
+        r = x - mu[:, None]
+        h = np.empty((x.shape[0], 2, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h[:, 0, 0] = -n / s2
+            h[:, 0, 1] = h[:, 1, 0] = -r.sum(axis=1) / s2**2
+            h[:, 1, 1] = n / (2.0 * s2**2) - (r**2).sum(axis=1) / s2**3
+        return h
+
     def mle(self, x, fixed=None):
         fixed = _check_fixed(self, fixed, self.params)
-        mu = np.full(x.shape[0], fixed["mu"]) if "mu" in fixed else x.mean(axis=1)
+        if "mu" in fixed:
+            mu = np.full(x.shape[0], fixed["mu"])
+        else:
+            mu = row_mean(x)
         s2 = ((x - mu[:, None]) ** 2).mean(axis=1)
         theta = fill_fixed(self, np.column_stack([mu, s2]), fixed)
         return _done(theta)

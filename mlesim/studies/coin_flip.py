@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlesim import plots
+from mlesim.config import require_kind
 from mlesim.errors import ConfigError
 from mlesim.families import get_family
 from mlesim.theory import binomial_proportion_pmf, wald_coverage_binomial
@@ -25,9 +26,11 @@ P_KEY = "truth.params.p"
 
 
 def check(config: dict) -> None:
-    """Needs bernoulli truth; ``analysis.data`` must be a list of 0/1 flips."""
+    """Needs bernoulli truth and an estimator of kind mle; ``analysis.data`` must be a
+    list of 0/1 flips."""
     if config["truth"]["family"] != "bernoulli":
         raise ConfigError("truth", "study coin_flip needs truth=bernoulli")
+    require_kind(config, "mle", "coin_flip")
     data = (config.get("analysis") or {}).get("data", OPTIONS["data"])
     if not isinstance(data, list) or not data or any(v not in (0, 1) for v in data):
         raise ConfigError("analysis.data", f"must be a non-empty list of 0/1 flips, got {data!r}")
@@ -90,7 +93,8 @@ def _sampling_figure(ctx):
     wanted = wanted or sorted(ctx.summary["n"].unique())[:3]
     fig, axes = plots.new_figure(ncols=len(wanted), nrows=len(ps), width=3.6, height=2.8)
     reps = ctx.replicates
-    mle = reps[(reps["estimator"] == "mle") & (reps["param"] == "p")]
+    label = require_kind(ctx.spec.config, "mle", "coin_flip")
+    mle = reps[(reps["estimator"] == label) & (reps["param"] == "p")]
     for i, p in enumerate(ps):
         for j, n in enumerate(wanted):
             ax = axes[i, j]
@@ -118,7 +122,8 @@ def _coverage_figure(ctx):
     fig, axes = plots.new_figure()
     ax = axes[0, 0]
     notes = []
-    rows = ctx.summary[(ctx.summary["param"] == "p") & (ctx.summary["estimator"] == "mle")]
+    label = require_kind(ctx.spec.config, "mle", "coin_flip")
+    rows = ctx.summary[(ctx.summary["param"] == "p") & (ctx.summary["estimator"] == label)]
     for i, p in enumerate(_design_ps(ctx)):
         r = _rows(rows, p).sort_values("n")
         plots.errorbars(

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mlesim import analysis, plots
+from mlesim.config import labels_of_kind
 from mlesim.studies._common import (
     check_choice,
     check_min_sizes,
@@ -60,9 +61,10 @@ def check(config: dict) -> None:
     check_positive(opts["fit_min_n"], "fit_min_n")
 
 
-def _reference(rows_by_est: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Rows of the estimator whose CRLB draws the theory (``mle`` if present)."""
-    return rows_by_est.get("mle", next(iter(rows_by_est.values())))
+def _reference(rows_by_est: dict[str, pd.DataFrame], spec) -> pd.DataFrame:
+    """Rows of the estimator whose CRLB draws the theory (the first of kind mle, if any)."""
+    mles = [label for label in labels_of_kind(spec["estimators"], "mle") if label in rows_by_est]
+    return rows_by_est[mles[0]] if mles else next(iter(rows_by_est.values()))
 
 
 def _sd_one(ref: pd.DataFrame) -> float:
@@ -116,7 +118,16 @@ def _exceed_panel(ax, table, groups, delta, sd1) -> list[str]:
         rows = table[table["estimator"] == est].sort_values("n")
         x = plots.dodge(rows["n"], i, len(groups))
         plots.errorbars(ax, x, rows["exceed"], rows["exceed_mcse"], est)
-        fragments.append(f"{est} P(|θ̂−θ|>δ) {first_to_last(rows, 'exceed', 'exceed_mcse', 3)}")
+        text = f"{est} P(|θ̂−θ|>δ) {first_to_last(rows, 'exceed', 'exceed_mcse', 3)}"
+        if rows["n_inf"].any():
+            counts = ", ".join(
+                f"{int(k)} of {int(m)} at n = {n:g}"
+                for n, k, m in rows[["n", "n_inf", "n_rep"]].itertuples(index=False)
+                if k
+            )
+            text += f" (estimates at ±inf, counted as exceeding: {counts})"
+            ax.plot([], [], " ", label=f"{est}: θ̂ = ±inf counted as > δ")
+        fragments.append(text)
     if math.isfinite(sd1):
         plots.theory_curve(
             ax,
@@ -133,7 +144,7 @@ def _param_figure(ctx, cell, summary, reps, param):
     """One parameter's figure and its report note."""
     opts, level = ctx.options, ctx.spec["confidence"]
     groups = plots.by_estimator(summary, param)
-    ref = _reference(groups)
+    ref = _reference(groups, ctx.spec)
     sd1 = _sd_one(ref)
     true = float(ref["true_value"].iloc[0])
     delta = float(analysis.threshold(true, sd1**2, 1, opts["delta"], opts["delta_scale"]))

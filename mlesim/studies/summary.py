@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlesim import analysis, plots
+from mlesim.config import labels_of_kind
+from mlesim.studies._common import cell_scenario
 
 if TYPE_CHECKING:
     from mlesim.studies import Rendered, StudyContext
@@ -25,9 +27,14 @@ def _figure(ctx, cell: dict, summary, param: str):
         plots.errorbars(axes[0, 1], x, rows["rmse"], mcse, est)
     logx = summary["n"].nunique() > 1
     axes[0, 0].axhline(0.0, color="k", lw=1, label="unbiased")
-    ref = groups.get("mle", next(iter(groups.values())))
-    if np.isfinite(ref["crlb"]).any():
-        axes[0, 1].plot(ref["n"], np.sqrt(ref["crlb"]), "k-", label="√CRLB")
+    rows = summary[summary["param"] == param]
+    mles = [k for k in labels_of_kind(ctx.spec["estimators"], "mle") if k in groups]
+    ref = rows[rows["estimator"] == (mles[0] if mles else next(iter(groups)))]
+    crlb = ref.groupby("n", sort=True)["crlb"].first()
+    if np.isfinite(crlb).any():
+        wrong = cell_scenario(ctx.spec, {**cell, "n": int(crlb.index[0])}).misspecified
+        label = "√CRLB of the assumed model at θ*" if wrong else "√CRLB"
+        axes[0, 1].plot(crlb.index, np.sqrt(crlb.to_numpy()), "k-", label=label)
     title = ", ".join(f"{k} = {v}" for k, v in cell.items()) or None
     plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", title=title, logx=logx)
     plots.label_axes(
@@ -39,9 +46,12 @@ def _figure(ctx, cell: dict, summary, param: str):
 
 
 def render(ctx: StudyContext) -> Rendered:
-    """One figure per parameter and design cell: bias and RMSE against n."""
+    """One figure per parameter and design cell: bias and RMSE against n. A parameter
+    with no RMSE anywhere (its estimand at the edge, ν* = ∞, or no successful fit) has
+    no figure; the report's notes say why."""
     figures = []
     for cell, summary in analysis.design_cells(ctx.summary, ctx.design_keys):
         for param in dict.fromkeys(summary["param"]):
-            figures.append(_figure(ctx, cell, summary, param))
+            if np.isfinite(summary.loc[summary["param"] == param, "rmse"]).any():
+                figures.append(_figure(ctx, cell, summary, param))
     return figures, []
