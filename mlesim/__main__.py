@@ -80,7 +80,14 @@ def task(cfg: DictConfig) -> None:
     except OmegaConfBaseException as err:  # e.g. an interpolation to a missing key
         _discard_empty_run_dir(outdir)
         refuse(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
-    run_pipeline(spec, outdir)
+    try:
+        run_pipeline(spec, outdir)
+    except ConfigError as err:  # a plugin broke its contract for a whole chunk
+        chunks = outdir / "chunks"
+        if chunks.is_dir() and not any(chunks.glob("*.npz")):  # nothing worth resuming
+            shutil.rmtree(chunks, ignore_errors=True)
+        _discard_empty_run_dir(outdir)
+        refuse(str(err))
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ A chunk's results go to ``<run dir>/chunks/c<condition key>-<chunk>.npz`` in one
 step (:func:`mlesim.storage.atomic_write`): a reader sees the whole file or none. Each
 file carries a *fingerprint*, a SHA-256 of everything that determines its content — the
 condition's configuration (truth, model, contamination, estimator specs, design values),
-the seed, the condition key, the chunk index and bounds, and the mlesim version. A run
+the seed, the condition key, the chunk index and bounds, the mlesim version, and the
+source of every plugin module the condition names (``_target_``). A run
 with ``runner.resume=true`` skips a chunk whose file holds the expected fingerprint and
 recomputes one whose fingerprint differs (stale: made by another configuration).
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlesim.plugins import source_digest, targets_in
 from mlesim.storage import atomic_write
 
 if TYPE_CHECKING:
@@ -103,6 +105,11 @@ def fingerprint(task: Task) -> str:
         "start": task.start,
         "stop": task.stop,
     }
+    scen = task.condition.scenario
+    plugins = targets_in(task.condition.config)
+    if plugins:  # an edited plugin module makes its chunks stale
+        path = scen.search_path if scen is not None else None
+        content["plugins"] = {t: source_digest(t, path) for t in plugins}
     canon = json.dumps(content, sort_keys=True, default=repr)
     return hashlib.sha256(canon.encode()).hexdigest()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from mlesim.errors import ConfigError
+from mlesim.estimators import ESTIMATORS, make_estimator
+from mlesim.plugins import targets_in
+from mlesim.scenarios import Scenario
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
 ESTIMANDS = ("auto", "truth", "pseudo_true")
@@ -26,8 +30,9 @@ MCSE_MEASURES = ("bias", "empse", "mse", "coverage", "efficiency")
 
 @dataclass
 class TruthConf:
-    family: str = "normal"
+    family: str | None = "normal"
     params: dict[str, Any] = field(default_factory=dict)
+    _target_: str | None = None  # a user's generator instead of a family (mlesim.plugins)
 
 
 @dataclass
@@ -74,7 +79,7 @@ class MlesimConf:
     truth: TruthConf = field(default_factory=TruthConf)
     model: str | None = None
     contamination: ContaminationConf | None = None
-    estimand: str = "auto"
+    estimand: Any = "auto"
     estimators: dict[str, Any] = field(default_factory=dict)
     design: dict[str, Any] = field(default_factory=dict)
     confidence: float = 0.95
@@ -99,14 +104,20 @@ class Condition:
     index: int
     factors: dict
     config: dict
+    scenario: Any = None  # the compiled Scenario (set by validate)
 
 
 @dataclass(frozen=True)
 class StudySpec:
-    """A validated study: plain data, picklable, the input of :mod:`mlesim.engine`."""
+    """A validated study compiled once: the plain configuration, and the design cells,
+    each with its :class:`~mlesim.scenarios.Scenario` (data-generating mechanism,
+    estimand and methods) built from it. Picklable; the input of the engine, the
+    summary, the studies and replay alike. ``search_path`` is the working directory
+    plugin modules (``_target_``) are imported from, in every worker."""
 
     config: dict
     conditions: tuple[Condition, ...]
+    search_path: str | None = None
 
     @property
     def factor_names(self) -> list[str]:
@@ -294,13 +305,13 @@ def check_scalars(config: dict) -> None:
     level = config["confidence"]
     if not _is_number(level) or not 0 < level < 1:
         raise ConfigError("confidence", f"must be a number in (0, 1), got {level!r}")
-    if config["estimand"] not in ESTIMANDS:
+    if not isinstance(config["estimand"], dict) and config["estimand"] not in ESTIMANDS:
         raise ConfigError(
-            "estimand", f"unknown {config['estimand']!r}; allowed: {', '.join(ESTIMANDS)}"
+            "estimand",
+            f"unknown {config['estimand']!r}; allowed: {', '.join(ESTIMANDS)}, or a mapping "
+            "of true values such as {mu: 0.77}",
         )
     if not isinstance(config["estimators"], dict) or not config["estimators"]:
-        from mlesim.estimators import ESTIMATORS
-
         raise ConfigError(
             "estimators",
             "must map at least one label to {kind: ...}; "
@@ -318,8 +329,6 @@ MAPPING_OPTIONS = {
 def check_estimator_specs(estimators: dict) -> None:
     """Check the shape of each ``estimators.<label>`` spec: a mapping with a string
     ``kind``, its mapping options mappings. Values are the estimators' own checks."""
-    from mlesim.estimators import ESTIMATORS
-
     kinds = ", ".join(sorted(ESTIMATORS))
     for label, spec in estimators.items():
         key = f"estimators.{label}"
@@ -358,24 +367,23 @@ def check_present(config: dict) -> None:
         raise ConfigError(f.name, f"missing (deleted?); it is required; allowed: {allowed}")
 
 
-def check_conditions(config: dict, conditions: tuple[Condition, ...]) -> None:
-    """Build each condition's scenario and estimators, so that their own checks run.
+def compile_conditions(
+    config: dict, conditions: tuple[Condition, ...], search_path: str | None = None
+) -> tuple[Condition, ...]:
+    """Build each condition's scenario and estimators once, so that their own checks
+    run, and return the conditions holding their scenarios.
 
     An error at a key that ``design`` varies is reported at ``design.<key>``; an
     estimator spec that fails in an unforeseen way is reported at its label.
     """
-    from mlesim.estimators import make_estimator
-    from mlesim.scenarios import Scenario
-
     design = config["design"]
+    out = []
     for cond in conditions:
         try:
-            scen = Scenario.from_config(cond.config, n=cond.factors["n"])
-            scen.check_estimand()
-            scen.check_estimators()
+            scen = Scenario.from_config(cond.config, n=cond.factors["n"], search_path=search_path)
             for label, spec in cond.config["estimators"].items():
                 try:
-                    make_estimator(label, spec, scen.model)
+                    make_estimator(label, spec, scen.model, search_path)
                 except (TypeError, ValueError, AttributeError, KeyError) as err:
                     if isinstance(err, ConfigError):
                         raise
@@ -383,11 +391,15 @@ def check_conditions(config: dict, conditions: tuple[Condition, ...]) -> None:
                         f"estimators.{label}",
                         f"cannot build it from {spec!r} ({err}); allowed: {{kind: ..., options}}",
                     ) from err
+            scen.check_estimand()
+            scen.check_estimators()
         except ConfigError as err:
             varied = [k for k in design if err.key == k or err.key.startswith(k + ".")]
             if not varied:
                 raise
             raise ConfigError(f"design.{err.key}", err.message) from err
+        out.append(dataclasses.replace(cond, scenario=scen))
+    return tuple(out)
 
 
 def check_overrides(config: dict, overrides: list[str]) -> None:
@@ -447,6 +459,8 @@ def validate(cfg: DictConfig | dict) -> StudySpec:
         if key not in allowed:
             raise ConfigError(key, f"unknown key; allowed: {', '.join(allowed)}")
     check_present(config)
+    if isinstance(config.get("truth"), dict) and config["truth"].get("_target_") is None:
+        config["truth"].pop("_target_", None)  # the schema's slot for a generator, unused
     check_scalars(config)
     check_estimator_specs(config["estimators"])
     config["n"] = check_sizes(config["n"])
@@ -456,8 +470,8 @@ def validate(cfg: DictConfig | dict) -> StudySpec:
     design = check_design(config)
     config["design"] = design
     conditions = build_conditions(config, design)
-    check_conditions(config, conditions)
-    return StudySpec(config, conditions)
+    search_path = os.getcwd() if targets_in(config) else None
+    return StudySpec(config, compile_conditions(config, conditions, search_path), search_path)
 
 
 def _plain(cfg: DictConfig | dict) -> dict:

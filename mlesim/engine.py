@@ -29,7 +29,8 @@ from mlesim.backends import Pool
 from mlesim.checkpoint import ChunkStore
 from mlesim.config import Condition, StudySpec
 from mlesim.failures import FAILURE_COLUMNS, fit_safely
-from mlesim.scenarios import Scenario
+from mlesim.plugins import add_search_path
+from mlesim.scenarios import Data, Scenario
 
 if TYPE_CHECKING:
     from mlesim.stopping import StopReport
@@ -102,9 +103,11 @@ def plan(spec: StudySpec, replications: int | None = None) -> list[Task]:
     return [t for cond in spec.conditions for t in cell_tasks(spec, cond, reps)]
 
 
-def chunk_data(task: Task) -> tuple[Scenario, np.ndarray]:
-    """The condition's scenario and the chunk's data sets, shape (stop − start, n)."""
-    scen = Scenario.from_config(task.condition.config, n=task.condition.factors["n"])
+def chunk_data(task: Task) -> tuple[Scenario, Data]:
+    """The condition's scenario and the chunk's data: named arrays with the replicate
+    axis first, ``{"x": (stop − start, n)}`` for a family."""
+    scen = task.condition.scenario
+    add_search_path(scen.search_path)  # a worker imports the user's plugins from there
     ss = np.random.SeedSequence(task.seed, spawn_key=(task.key, task.chunk))
     return scen, scen.sample(ss, task.stop - task.start)
 
@@ -119,12 +122,12 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
     ``estimate``, ``se``, ``converged``; and, one entry per failed (estimator,
     replicate): ``fail_est``, ``fail_row`` (row within the chunk), ``fail_reason``.
     """
-    scen, x = chunk_data(task)
+    scen, data = chunk_data(task)
     rows = task.stop - task.start
     reps = np.arange(task.start, task.stop, dtype=np.int64)
     parts, fails = [], []
     for e, est in enumerate(scen.estimators()):
-        values, ses, ok, reason = fit_safely(est, x)
+        values, ses, ok, reason = fit_safely(est, data)
         bad = np.flatnonzero(~ok)
         fails.append((np.full(bad.size, e, np.int16), bad, reason[bad]))
         for j, name in enumerate(est.param_names_):
@@ -212,7 +215,7 @@ def _layout(tasks: list[Task], params: list[str]) -> tuple[dict[int, _Cell], lis
     for i in sorted(conds):
         if top[i] != reps[i]:
             raise ValueError(f"the chunks of condition {i} do not cover replicates 0..R-1")
-        scen = Scenario.from_config(conds[i].config, n=conds[i].factors["n"])
+        scen = conds[i].scenario
         ests = scen.estimators()
         k = np.array([len(e.param_names_) for e in ests])
         jpos = np.zeros((len(ests), scen.model.p), dtype=np.int64)

@@ -18,3 +18,8 @@ class ConfigError(ValueError):
         self.key = key
         self.message = message
         super().__init__(f"{key}: {message}")
+
+    def __reduce__(self):
+        """Rebuild from (key, message): the error crosses process boundaries (joblib's
+        loky workers, dask) intact, subclasses included."""
+        return (type(self), (self.key, self.message))

@@ -24,6 +24,15 @@ from scipy import stats
 from mlesim.errors import ConfigError
 from mlesim.families import Family
 from mlesim.families.base import fixed_mask
+from mlesim.plugins import (
+    TARGET,
+    FreeParameters,
+    PluginContractError,
+    ShapeError,
+    call_per_replicate,
+    call_vectorized,
+    resolve,
+)
 from mlesim.priors import CONJUGATE, check_prior, conjugate_map
 from mlesim.standard_errors import at_boundary, information_se, observed_se, sandwich_se
 
@@ -74,9 +83,10 @@ class Estimator:
         """Names of the k estimated parameters, the columns of ``params_`` and ``se_``."""
         return self.model.params
 
-    def fit(self, x: np.ndarray) -> Estimator:
-        """Fit every row of ``x`` (R, n); see the module docstring for attributes."""
-        x = np.asarray(x, dtype=float)
+    def fit(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Estimator:
+        """Fit every row of ``x`` (R, n) — or of the field ``x`` of a data mapping; see
+        the module docstring for the attributes."""
+        x = np.asarray(x["x"] if isinstance(x, Mapping) else x, dtype=float)
         if x.ndim != 2:
             raise ValueError(f"x must have shape (R, n), got {x.shape}")
         est, se, n_iter = self._fit(x)
@@ -398,13 +408,127 @@ def _raw_moments(family: Family, theta: np.ndarray, p: int) -> np.ndarray:
     return np.stack(cols, axis=-1)
 
 
+class PluginEstimator(Estimator):
+    """A user's estimator named by ``_target_`` (see :mod:`mlesim.plugins`).
+
+    The spec is ``{_target_: module.attr, params: [names], vectorized: true, **kwargs}``:
+    ``params`` are the model parameters it estimates, in the order of its output
+    columns; the other keys are passed to the callable. A ``_target_`` that is a
+    subclass of :class:`Estimator` is built as ``cls(model, label=label, **kwargs)`` and
+    fitted as the built-ins are.
+    """
+
+    kind = "plugin"
+
+    def __init__(self, model: Family, label: str = "", search_path: str | None = None, **spec):
+        self.model, self.label, self.search_path = model, label or "plugin", search_path
+        self.target = spec.pop(TARGET)
+        self.vectorized = spec.pop("vectorized", True)
+        names = spec.pop("params", None)
+        self.kwargs = spec
+        obj = resolve(self.target, f"{self.key}.{TARGET}", search_path)
+        if isinstance(obj, type) and issubclass(obj, Estimator):
+            try:
+                self.inner = obj(model, label=self.label, **self.kwargs)
+            except TypeError as err:
+                raise ConfigError(f"{self.key}", f"cannot build {self.target}: {err}") from None
+            names = list(self.inner.param_names_) if names is None else names
+        elif callable(obj):
+            self.inner = None
+        else:
+            raise ConfigError(
+                f"{self.key}.{TARGET}", f"{self.target} is neither callable nor an Estimator"
+            )
+        self.names = self._check_params(names)
+        if not isinstance(self.vectorized, bool):
+            raise ConfigError(
+                f"{self.key}.vectorized", f"must be true or false, got {self.vectorized!r}"
+            )
+
+    def _check_params(self, names: Any) -> tuple[str, ...]:
+        key = f"{self.key}.params"
+        allowed = ", ".join(self.model.params) or "the keys of the estimand mapping"
+        if not isinstance(names, list | tuple) or not names:
+            raise ConfigError(
+                key, f"must list the parameters it estimates, e.g. [mu]; allowed: {allowed}"
+            )
+        bad = [n for n in names if not isinstance(n, str) or n not in self.model.params]
+        if bad or len(set(names)) != len(names):
+            what = f"{bad[0]!r} is not a parameter" if bad else "names repeat"
+            raise ConfigError(key, f"{what}; allowed: {allowed}")
+        return tuple(names)
+
+    @property
+    def param_names_(self) -> tuple[str, ...]:
+        return self.names
+
+    @property
+    def se_min_n(self) -> int:
+        return 1 if self.inner is None else self.inner.se_min_n
+
+    def fit(self, data: np.ndarray | Mapping[str, np.ndarray]) -> PluginEstimator:
+        """Fit the chunk ``data``; sets ``params_``, ``se_``, ``converged_``, ``n_iter_``
+        and ``reason_`` (R,).
+
+        Raises
+        ------
+        PluginContractError
+            The output has the wrong shape for the whole chunk.
+        """
+        if self.inner is not None:
+            inner = self.inner.fit(data)
+            rows = inner.converged_.shape[0]
+            est, se = np.asarray(inner.params_, float), np.asarray(inner.se_, float)
+            conv = np.asarray(inner.converged_, bool)
+            reason = np.asarray(getattr(inner, "reason_", np.full(rows, "", object)), object)
+        else:
+            func = resolve(self.target, f"{self.key}.{TARGET}", self.search_path)
+            arrays = dict(data) if isinstance(data, Mapping) else {"x": data}
+            one = next(iter(arrays.values())) if len(arrays) == 1 else arrays
+            rows = np.shape(next(iter(arrays.values())))[0]
+            call = call_vectorized if self.vectorized else call_per_replicate
+            try:
+                est, se, conv, reason = call(func, one, rows, len(self.names), self.kwargs)
+            except ShapeError as err:
+                raise PluginContractError(
+                    self.key, f"{self.target} {err}; allowed: {self._shapes()}"
+                ) from None
+        with np.errstate(invalid="ignore"):
+            finite = np.all(np.isfinite(est), axis=1)
+        conv = conv & finite
+        reason = reason.astype(object)
+        reason[~conv & (reason == "")] = np.where(finite, "not converged", "non-finite estimate")[
+            ~conv & (reason == "")
+        ]
+        reason[conv] = ""
+        self.params_, self.se_, self.converged_, self.reason_ = est, se, conv, reason
+        self.n_iter_ = np.zeros(rows, dtype=int)
+        return self
+
+    def _shapes(self) -> str:
+        k = len(self.names)
+        if not self.vectorized:
+            return f"a number or an array of {k} per data set (params {list(self.names)})"
+        return (
+            f"estimates of shape (R,) or (R, {k}) for params {list(self.names)}, a tuple "
+            "(estimates, se) or a mapping with 'estimate'"
+        )
+
+    def __repr__(self) -> str:
+        return f"PluginEstimator({self.target}, params={list(self.names)})"
+
+
 ESTIMATORS: dict[str, type[Estimator]] = {
     cls.kind: cls for cls in (MLE, MAP, UnbiasedVariance, Mean, Median, Moments)
 }
 
 
-def make_estimator(label: str, spec: Mapping[str, Any], model: Family) -> Estimator:
-    """Build the estimator described by ``spec = {kind: ..., **options}``.
+def make_estimator(
+    label: str, spec: Mapping[str, Any], model: Family, search_path: str | None = None
+) -> Estimator:
+    """Build the estimator described by ``spec``: ``{kind: ..., **options}`` for a
+    built-in one, ``{_target_: module.attr, params: [...], ...}`` for a plugin
+    (:class:`PluginEstimator`; modules are looked up from ``search_path`` first).
 
     Raises
     ------
@@ -414,10 +538,22 @@ def make_estimator(label: str, spec: Mapping[str, Any], model: Family) -> Estima
     if not isinstance(spec, Mapping):
         raise ConfigError(f"estimators.{label}", "must be a mapping with a 'kind' key")
     spec = dict(spec)
+    if TARGET in spec:
+        if "kind" in spec:
+            raise ConfigError(f"estimators.{label}.kind", "give either kind or _target_, not both")
+        return PluginEstimator(model, label=label, search_path=search_path, **spec)
     kind = spec.pop("kind", None)
     allowed = ", ".join(sorted(ESTIMATORS))
     if kind is None:
-        raise ConfigError(f"estimators.{label}.kind", f"missing; allowed: {allowed}")
+        raise ConfigError(
+            f"estimators.{label}.kind", f"missing; allowed: {allowed}, or _target_: module.attr"
+        )
     if kind not in ESTIMATORS:
         raise ConfigError(f"estimators.{label}.kind", f"unknown kind {kind!r}; allowed: {allowed}")
+    if isinstance(model, FreeParameters):
+        raise ConfigError(
+            f"estimators.{label}.kind",
+            f"{kind} needs a model family, and the truth is a generator without one; "
+            "allowed: set model=<family>, or use a _target_ estimator",
+        )
     return ESTIMATORS[kind](model, label=label, **spec)

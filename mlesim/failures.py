@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,21 +28,14 @@ from omegaconf import OmegaConf
 
 from mlesim.config import StudySpec, validate
 from mlesim.estimators import Estimator
+from mlesim.plugins import MAX_REASON, PluginContractError, raised
 
 FAILURE_COLUMNS = ("estimator", "replicate", "reason", "seed", "condition_key", "chunk", "row")
 
-#: longest reason kept (an exception message can be long)
-MAX_REASON = 200
 
-
-def raised(err: BaseException) -> str:
-    """Reason for a fit that raised: ``'raised <Type>: <first line of the message>'``."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"raised {type(err).__name__}: {first}"[:MAX_REASON]
-
-
-def fit_safely(est: Estimator, x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Fit ``est`` to ``x`` (R, n) and say which replicates failed and why.
+def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Fit ``est`` to ``x`` (R, n) — or to a data mapping of arrays with the replicate
+    axis first — and say which replicates failed and why.
 
     Returns
     -------
@@ -49,9 +43,12 @@ def fit_safely(est: Estimator, x: np.ndarray) -> tuple[np.ndarray, ...]:
     ok : (R,) bool, True where converged with every estimate finite
     reason : (R,) object, '' where ok, else why it failed (see the module docstring)
     """
-    rows, k = x.shape[0], len(est.param_names_)
+    first = next(iter(x.values())) if isinstance(x, Mapping) else x
+    rows, k = np.shape(first)[0], len(est.param_names_)
     try:
         est.fit(x)
+    except PluginContractError:  # a plugin mistake for the whole chunk: stop the run
+        raise
     except Exception as err:  # an estimator that raises fails its replicates, not the run
         nan = np.full((rows, k), np.nan)
         return nan, nan.copy(), np.zeros(rows, dtype=bool), np.full(rows, raised(err), object)
@@ -122,20 +119,25 @@ class Replay:
 
     Attributes
     ----------
-    x : (n,) the replicate's data set
+    data : the replicate's data set, a mapping of arrays (``{"x": (n,)}`` for a family)
     estimate : (k,) the estimator's estimate of it, refitted with its whole chunk as in
         the run (NaN where the fit failed)
     reason : why the fit failed ('' when it did not)
     seed, condition_key, chunk, row : where the data set comes from
     """
 
-    x: np.ndarray
+    data: dict
     estimate: np.ndarray
     reason: str
     seed: int
     condition_key: int
     chunk: int
     row: int
+
+    @property
+    def x(self) -> np.ndarray:
+        """The i.i.d. sample ``data["x"]``, shape (n,)."""
+        return self.data["x"]
 
 
 def replay(run_dir: str | Path, factors: dict, estimator: str, replicate: int) -> Replay:
@@ -156,12 +158,11 @@ def replay(run_dir: str | Path, factors: dict, estimator: str, replicate: int) -
 
     spec = read_spec(run_dir)
     task, row = locate(spec, factors, replicate)
-    scen, x = chunk_data(task)
+    scen, data = chunk_data(task)
     labels = [e.label for e in scen.estimators()]
     if estimator not in labels:
         raise KeyError(f"no estimator {estimator!r} in {run_dir}; have: {', '.join(labels)}")
     est = scen.estimators()[labels.index(estimator)]
-    values, _, _, reason = fit_safely(est, x)
-    return Replay(
-        x[row].copy(), values[row].copy(), reason[row], task.seed, task.key, task.chunk, row
-    )
+    values, _, _, reason = fit_safely(est, data)
+    one = {name: value[row].copy() for name, value in data.items()}
+    return Replay(one, values[row].copy(), reason[row], task.seed, task.key, task.chunk, row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlesim.config import StudySpec
@@ -47,8 +48,9 @@ def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
     """
     notes = []
     keys = [*factor_names, "estimator", "param"]
-    if "misspecified" in extended and extended["misspecified"].any():
-        rows = extended[extended["misspecified"].astype(bool)]
+    flagged = extended.get("misspecified", pd.Series(False, index=extended.index)).astype(bool)
+    if (flagged & np.isfinite(extended["crlb"])).any():  # no bound at all: nothing to caveat
+        rows = extended[flagged]
         cols = keys + ["true_value", "crlb", "efficiency", "efficiency_mcse"]
         notes.append(
             "**Misspecified rows: the bound is the model's.** In the rows below the model is "
@@ -68,8 +70,10 @@ def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
             "the data law onto the model runs off to the edge (e.g. ν* = ∞: a t model of "
             "normal data gets closer to the data the larger ν), so `true_value` is "
             "reported as ±inf and bias, MSE, coverage and efficiency are undefined (NaN) "
-            "for it; the other parameters are studied at that limit."
+            "for it, and it has no bias/RMSE figure; the other parameters are studied at "
+            "that limit."
         )
+    notes += _beyond_the_bound(extended, keys)
     if "n_se" in extended:
         short = extended[(extended["n_se"] < extended["n_rep"]) & (extended["n_rep"] > 0)]
         if len(short):
@@ -80,6 +84,26 @@ def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
                 + markdown_table(short[keys + ["n_rep", "n_se", "coverage"]])
             )
     return notes
+
+
+def _beyond_the_bound(extended: pd.DataFrame, keys: list[str]) -> list[str]:
+    """A note on correctly specified rows whose efficiency exceeds 1 by more than 4
+    MCSE: the Cramér–Rao bound holds for unbiased estimators, and a biased one (a MAP,
+    a shrinkage estimator) may have a smaller variance."""
+    if "efficiency" not in extended:
+        return []
+    flag = extended.get("misspecified", pd.Series(False, index=extended.index)).astype(bool)
+    over = extended["efficiency"] - 4 * extended["efficiency_mcse"] > 1
+    rows = extended[over & ~flag]
+    if rows.empty:
+        return []
+    cols = keys + ["bias", "bias_mcse", "efficiency", "efficiency_mcse"]
+    return [
+        "**Efficiency above 1.** The Cramér–Rao bound limits the variance of *unbiased* "
+        "estimators; a biased estimator (a MAP pulled towards its prior, a shrinkage "
+        "estimator) can have a smaller variance, so its `efficiency` may exceed 1 — compare "
+        "its MSE instead:\n\n" + markdown_table(rows[cols])
+    ]
 
 
 def write_report(
@@ -100,8 +124,10 @@ def write_report(
     head = [
         f"# {cfg['name']}: study `{cfg['study']}`",
         "",
-        f"Truth: {truth['family']}({params}); model: {cfg['model'] or truth['family']}; "
-        f"contamination: {cfg['contamination'] or 'none'}; "
+        f"Truth: {truth.get('family') or truth.get('_target_')}({params}); "
+        f"model: {cfg['model'] or truth.get('family') or 'none'}; "
+        + (f"estimand: {cfg['estimand']}; " if isinstance(cfg["estimand"], dict) else "")
+        + f"contamination: {cfg['contamination'] or 'none'}; "
         f"{cfg['replications']} replications per cell; seed {cfg['seed']}; "
         f"n = {cfg['n']}" + (f"; design: {cfg['design']}" if cfg["design"] else "") + ".",
         "",

@@ -9,7 +9,7 @@ Huber & Ronchetti 2009, §1.2): the data law is (1 − ε) g + ε h.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from scipy.integrate import tanhsinh
 from mlesim.errors import ConfigError
 from mlesim.estimators import Estimator, make_estimator
 from mlesim.families import Family, get_family
+from mlesim.plugins import TARGET, FreeParameters, Generator, resolve
 
 
 @dataclass(frozen=True)
@@ -32,73 +33,82 @@ class Contamination:
     fraction: float
 
 
+#: data of one chunk: named arrays with the replicate axis first ({"x": (R, n)} i.i.d.)
+Data = dict[str, np.ndarray]
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Truth, contamination and model of one condition.
 
     Attributes
     ----------
-    truth : Family;  theta : (p,) true parameters;  model : Family assumed by the
-    estimators;  contamination : Contamination or None;  n : sample size;
-    estimand : "auto" | "truth" | "pseudo_true";  estimator_specs : label → spec.
+    truth : Family, or a user's :class:`~mlesim.plugins.Generator`;  theta : (p,) true
+    parameters of a family truth (empty for a generator);  model : Family assumed by the
+    estimators (:class:`~mlesim.plugins.FreeParameters` for a generator without one);
+    contamination : Contamination or None;  n : sample size;  estimand : "auto" |
+    "truth" | "pseudo_true", or a mapping parameter → true value;  estimator_specs :
+    label → spec;  search_path : where plugin modules are imported from.
     """
 
-    truth: Family
+    truth: Family | Generator
     theta: np.ndarray
     model: Family
     contamination: Contamination | None
     n: int
-    estimand: str
+    estimand: str | dict
     estimator_specs: dict
+    search_path: str | None = None
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], n: int) -> Scenario:
+    def from_config(
+        cls, config: dict[str, Any], n: int, search_path: str | None = None
+    ) -> Scenario:
         """Build from a plain configuration dict (one condition of the grid)."""
-        truth_cfg = config["truth"]
-        truth = get_family(truth_cfg.get("family"), key="truth.family")
-        theta = truth.check(truth_cfg.get("params") or {}, key="truth.params")
-        model = (
-            truth
-            if config.get("model") in (None, truth.name)
-            else get_family(config["model"], key="model")
-        )
-        cont = None
-        c = config.get("contamination")
-        if c is not None:
-            fam = get_family(c.get("family"), key="contamination.family")
-            ctheta = fam.check(c.get("params") or {}, key="contamination.params")
-            frac = c.get("fraction")
-            if not isinstance(frac, int | float) or isinstance(frac, bool) or not 0 <= frac < 1:
-                raise ConfigError("contamination.fraction", f"must be in [0, 1), got {frac!r}")
-            cont = Contamination(fam, ctheta, float(frac)) if frac > 0 else None
-        if config["estimand"] == "truth" and model.name != truth.name:
+        truth, theta = _truth(config["truth"], search_path)
+        estimand = config["estimand"]
+        model = _model(config.get("model"), truth, estimand)
+        if isinstance(estimand, dict):
+            estimand = _explicit_estimand(estimand, model)
+        cont = _contamination(config.get("contamination"))
+        if estimand == "truth" and model.name != truth.name:
             raise ConfigError(
                 "estimand",
                 f"'truth' needs the model to be the truth's family ({truth.name}), got "
                 f"{model.name}; use 'auto' or 'pseudo_true'",
             )
-        return cls(truth, theta, model, cont, n, config["estimand"], dict(config["estimators"]))
+        specs = dict(config["estimators"])
+        return cls(truth, theta, model, cont, n, estimand, specs, search_path)
+
+    @property
+    def generated(self) -> bool:
+        """True when the truth is a user's generator (no family, no theory)."""
+        return isinstance(self.truth, Generator)
 
     # ----- data -------------------------------------------------------------------
-    def sample(self, seed_seq: np.random.SeedSequence, rows: int) -> np.ndarray:
-        """Data sets of shape (rows, n) from independent streams spawned off ``seed_seq``.
+    def sample(self, seed_seq: np.random.SeedSequence, rows: int) -> Data:
+        """Data sets from independent streams spawned off ``seed_seq``: a mapping of
+        arrays with the replicate axis first, ``{"x": (rows, n)}`` for a family.
 
         Data, contamination indicators and contaminating values use separate child
         streams, each filled row by row, so the first rows do not depend on ``rows``.
         """
         data_ss, mask_ss, cont_ss = seed_seq.spawn(3)
-        x = self.truth.sample(np.random.default_rng(data_ss), self.theta, (rows, self.n))
+        data = as_data(
+            self.truth.sample(np.random.default_rng(data_ss), self.theta, (rows, self.n)), rows
+        )
         if self.contamination is not None:
             c = self.contamination
             mask = np.random.default_rng(mask_ss).random((rows, self.n)) < c.fraction
             other = c.family.sample(np.random.default_rng(cont_ss), c.theta, (rows, self.n))
-            x = np.where(mask, other, x)
-        return x
+            data["x"] = np.where(mask, other, data["x"])
+        return data
 
     def estimators(self) -> list[Estimator]:
         """The configured estimators, built for the model (validates their options)."""
         return [
-            make_estimator(label, spec, self.model) for label, spec in self.estimator_specs.items()
+            make_estimator(label, spec, self.model, self.search_path)
+            for label, spec in self.estimator_specs.items()
         ]
 
     # ----- estimand ---------------------------------------------------------------
@@ -114,10 +124,18 @@ class Scenario:
         bulk, so that bias measures the damage the outliers do (Huber & Ronchetti 2009,
         ch. 1); ``pseudo_true``: the KL projection of the data law onto the model;
         ``auto``: the truth when the model is right and the data clean, else the
-        projection."""
+        projection; a mapping: its values (NaN for the parameters it leaves out)."""
+        if isinstance(self.estimand, dict):
+            return np.array([self.estimand.get(name, math.nan) for name in self.model.params])
         if self.estimand == "truth" or (self.estimand == "auto" and not self.misspecified):
             return self.theta
         return self.pseudo_true()
+
+    @property
+    def has_theory(self) -> bool:
+        """True when the Cramér–Rao bound means something: the truth is a family and
+        the estimand is not an explicit mapping."""
+        return not self.generated and not isinstance(self.estimand, dict)
 
     def data_mean_var(self) -> tuple[float, float]:
         """Mean and variance of one observation under the (contaminated) truth."""
@@ -172,6 +190,9 @@ class Scenario:
         ConfigError
             At ``model`` (or ``contamination`` when the model is the truth's family).
         """
+        if isinstance(self.estimand, dict):
+            self._check_explicit_estimand()
+            return
         if self.estimand == "truth" or (self.estimand == "auto" and not self.misspecified):
             return
         model = self.model
@@ -194,6 +215,17 @@ class Scenario:
                 "and support cover the data, e.g. the truth's own family",
             )
 
+    def _check_explicit_estimand(self) -> None:
+        """Every parameter an estimator estimates has a value in the estimand mapping."""
+        for est in self.estimators():
+            missing = [n for n in est.param_names_ if n not in self.estimand]
+            if missing:
+                raise ConfigError(
+                    f"estimand.{missing[0]}",
+                    f"missing: estimator {est.label} estimates it; give its true value, "
+                    f"e.g. estimand: {{{missing[0]}: 0.0}}",
+                )
+
     def check_estimators(self) -> None:
         """Refuse an estimator that needs moments the data law does not have.
 
@@ -205,6 +237,8 @@ class Scenario:
         ConfigError
             At ``estimators.<label>.kind``.
         """
+        if self.generated:  # a generator's moments are unknown
+            return
         with np.errstate(all="ignore"):
             mean, var = self.data_mean_var()
         have = 0 if not np.isfinite(mean) else (1 if not np.isfinite(var) else 2)
@@ -370,16 +404,19 @@ class Scenario:
         return [
             name
             for name, v in zip(self.model.params, target, strict=True)
-            if not self.model.domains[name].contains(float(v))
+            if not math.isnan(v) and not self.model.domains[name].contains(float(v))
         ]
 
     def crlb(self, target: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
         """Cramér–Rao variance bound diag((n I(θ*))⁻¹) for the free parameters, shape (p,).
 
-        A parameter whose estimand is on the edge of the space (ν* = ∞) has no bound
-        (NaN); the others' bound treats it as known, held at a far value (the limit of
+        NaN for a generator truth or an explicit estimand mapping (no information to
+        bound with). A parameter whose estimand is on the edge of the space (ν* = ∞) has
+        no bound (NaN); the others' bound treats it as known, held at a far value (the limit of
         the model there, e.g. the normal's information for a t's μ, σ at ν = ∞).
         """
+        if not self.has_theory:
+            return np.full(self.model.p, np.nan)
         free = np.ones(self.model.p, dtype=bool) if free is None else free.copy()
         edge = np.isin(self.model.params, self.edge_params(target))
         theta = np.array(target, dtype=float)
@@ -428,6 +465,91 @@ def _edge_value(domain, z: float) -> float:
     if domain.kind == "positive":
         return math.inf if z > 0 else 0.0
     return 1.0 if z > 0 else 0.0
+
+
+def as_data(out: Any, rows: int) -> Data:
+    """A generator's output as a data mapping: an array becomes ``{"x": array}``; every
+    array must have the replicate axis first (``rows``).
+
+    Raises
+    ------
+    ValueError
+        Naming the field whose shape is wrong.
+    """
+    data = dict(out) if isinstance(out, Mapping) else {"x": out}
+    for name, value in data.items():
+        arr = np.asarray(value)
+        if arr.ndim < 2 or arr.shape[0] != rows:
+            raise ValueError(
+                f"the generator's {name!r} has shape {arr.shape}; expected ({rows}, n, ...)"
+            )
+        data[name] = arr.astype(float, copy=False)
+    return data
+
+
+def _truth(cfg: dict, search_path: str | None) -> tuple[Family | Generator, np.ndarray]:
+    """The truth (a family, or a user's generator) and its parameter vector."""
+    target = cfg.get(TARGET)
+    if target is not None:
+        if cfg.get("family") is not None:
+            raise ConfigError(
+                "truth", "give either family or _target_, not both (truth.family=null)"
+            )
+        params = cfg.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError("truth.params", f"must be a mapping, got {params!r}")
+        resolve(target, "truth._target_", search_path)
+        return Generator(target, params, search_path), np.empty(0)
+    if cfg.get("family") is None:
+        raise ConfigError(
+            "truth.family", "missing; allowed: a family name, or truth._target_: module.sampler"
+        )
+    truth = get_family(cfg.get("family"), key="truth.family")
+    return truth, truth.check(cfg.get("params") or {}, key="truth.params")
+
+
+def _model(name: str | None, truth: Family | Generator, estimand: Any) -> Family:
+    """The family the estimators assume."""
+    if isinstance(truth, Generator):
+        if not isinstance(estimand, dict):
+            raise ConfigError(
+                "estimand",
+                f"{estimand!r} needs the truth's family, and the truth is a generator; allowed: "
+                "the true values as a mapping, e.g. estimand: {mu: 0.77}",
+            )
+        if name is None:
+            return FreeParameters(tuple(estimand))
+        return get_family(name, key="model")
+    return truth if name in (None, truth.name) else get_family(name, key="model")
+
+
+def _explicit_estimand(values: dict, model: Family) -> dict[str, float]:
+    """An ``estimand`` mapping checked against the model's parameters."""
+    out = {}
+    for name, value in values.items():
+        if name not in model.params:
+            allowed = ", ".join(model.params)
+            raise ConfigError(
+                f"estimand.{name}", f"not a parameter of {model.name}; allowed: {allowed}"
+            )
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value):
+            raise ConfigError(
+                f"estimand.{name}", f"must be a finite number, got {value!r}; allowed: e.g. 0.77"
+            )
+        out[name] = float(value)
+    return out
+
+
+def _contamination(c: dict | None) -> Contamination | None:
+    if c is None:
+        return None
+    fam = get_family(c.get("family"), key="contamination.family")
+    ctheta = fam.check(c.get("params") or {}, key="contamination.params")
+    frac = c.get("fraction")
+    if not isinstance(frac, int | float) or isinstance(frac, bool) or not 0 <= frac < 1:
+        raise ConfigError("contamination.fraction", f"must be in [0, 1), got {frac!r}")
+    return Contamination(fam, ctheta, float(frac)) if frac > 0 else None
 
 
 def _expect(dist: Any, func: Callable, breaks: tuple[float, ...] = ()) -> float:

@@ -12,7 +12,6 @@ from mlesim.analysis import attach_targets
 from mlesim.config import StudySpec, labels_of_kind
 from mlesim.families.base import fixed_mask
 from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
-from mlesim.scenarios import Scenario
 
 #: columns summary_extended.csv adds after the measures (see :func:`targets`)
 FLAG_COLUMNS = ("misspecified", "estimand_on_edge")
@@ -31,7 +30,7 @@ def targets(spec: StudySpec) -> pd.DataFrame:
     rows = []
     known: dict[str, np.ndarray] = {}  # the estimand does not depend on n: once per cell
     for cond in spec.conditions:
-        scen = Scenario.from_config(cond.config, n=cond.factors["n"])
+        scen = cond.scenario
         key = json.dumps([cond.config[k] for k in _ESTIMAND_KEYS], sort_keys=True, default=repr)
         if key not in known:
             known[key] = scen.target()

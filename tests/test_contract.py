@@ -76,11 +76,12 @@ MISFITS = [
 
 # ------------------------------------------------------------------ the registries
 def _truths() -> dict[str, dict[str, float]]:
-    """Family name → default parameters, from every ``conf/truth/*.yaml``."""
+    """Family name → default parameters, from every ``conf/truth/*.yaml`` of a family."""
     out = {}
     for path in sorted((Path(cli.config_dir()) / "truth").glob("*.yaml")):
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-        out[cfg["family"]] = dict(cfg.get("params") or {})
+        if cfg.get("family") is not None:  # truth=generator names a user's function instead
+            out[cfg["family"]] = dict(cfg.get("params") or {})
     return out
 
 
@@ -141,6 +142,19 @@ def spec_variants(name: str) -> list[tuple[str, dict[str, Any]]]:
     for kind in ("mean", "moments", "unbiased_variance"):
         if kind in out:
             out[kind] = [(kind, {"kind": kind})]
+    first = [family(name).params[0]]
+    out["plugin"] = [  # the plugin path (mlesim.plugins), one variant per calling form
+        ("plugin", {"_target_": "tests.plugin_examples.mean_and_se", "params": first}),
+        (
+            "plugin_each",
+            {
+                "_target_": "tests.plugin_examples.median_of_one",
+                "params": first,
+                "vectorized": False,
+            },
+        ),
+        ("plugin_class", {"_target_": "tests.plugin_examples.MeanSubclass"}),
+    ]
     missing = [kind for kind, specs in out.items() if not specs]
     if missing:  # a new kind of ESTIMATORS: its default spec (add its variants above)
         out.update({kind: [(kind, {"kind": kind})] for kind in missing})
@@ -226,11 +240,16 @@ def test_the_registries_give_many_pairs():
     assert set(FAMILIES) <= set(TRUTHS), sorted(set(FAMILIES) - set(TRUTHS))
     assert {dist for dist, _, _ in CONJUGATE.values()} <= set(PRIOR_EXAMPLES)
     specs = [case.values[2] for case in VALID]
-    assert {s["kind"] for s in specs} == set(ESTIMATORS)
+    assert {s["kind"] for s in specs if "kind" in s} == set(ESTIMATORS)
+    assert {s["_target_"].rsplit(".", 1)[1] for s in specs if "_target_" in s} == {
+        "mean_and_se",
+        "median_of_one",
+        "MeanSubclass",
+    }
     assert {case.values[0] for case in VALID} == set(FAMILY_NAMES)
     priors = {(case.values[0], p) for case in VALID for p in case.values[2].get("prior", {})}
     assert priors == set(CONJUGATE)
-    se = {s["se"] for s in specs if s["kind"] == "mle" and "se" in s}
+    se = {s["se"] for s in specs if s.get("kind") == "mle" and "se" in s}
     assert se == set(SE_METHODS)
 
 

@@ -63,7 +63,7 @@ def test_a_chunk_stays_within_the_working_set_constant(family):
     if family == "normal":
         cases.append(config(family, GROSS))  # contamination draws two more arrays
     for cfg in cases:
-        task = Task(Condition(0, {"n": N}, cfg), 0, 0, ROWS, 1)
+        task = Task(Condition(0, {"n": N}, cfg, Scenario.from_config(cfg, n=N)), 0, 0, ROWS, 1)
         tracemalloc.start()
         try:
             run_task(task)

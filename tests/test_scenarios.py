@@ -102,7 +102,7 @@ def test_contaminated_fraction_and_bulk(rng):
     """With far-away contamination the outlier share is Binomial: within 4 MCSE of ε."""
     far = {"family": "normal", "params": {"mu": 1000.0, "sigma2": 1.0}, "fraction": 0.2}
     scen = make_scenario("normal", {"mu": 0.0, "sigma2": 1.0}, n=50, contamination=far)
-    x = scen.sample(np.random.SeedSequence(5), 2_000)
+    x = scen.sample(np.random.SeedSequence(5), 2_000)["x"]
     assert x.shape == (2_000, 50)
     out = x > 500
     mcse = np.sqrt(0.2 * 0.8 / x.size)
@@ -114,7 +114,7 @@ def test_contaminated_fraction_and_bulk(rng):
 
 def test_contaminated_sample_has_the_mixture_moments():
     scen = make_scenario("normal", {"mu": 0.0, "sigma2": 1.0}, n=100, contamination=OUTLIERS)
-    x = scen.sample(np.random.SeedSequence(11), 2_000).ravel()
+    x = scen.sample(np.random.SeedSequence(11), 2_000)["x"].ravel()
     mean, var = scen.data_mean_var()
     assert abs(x.mean() - mean) < Z * x.std(ddof=1) / np.sqrt(x.size)
     v, mcse = variance_mcse(x)
@@ -125,10 +125,10 @@ def test_contaminated_sample_has_the_mixture_moments():
 def test_first_rows_do_not_depend_on_the_number_of_rows(contamination):
     scen = make_scenario("normal", {"mu": 0.0, "sigma2": 1.0}, n=7, contamination=contamination)
     ss = np.random.SeedSequence(3, spawn_key=(1, 2))
-    few = scen.sample(ss, 5)
-    many = scen.sample(np.random.SeedSequence(3, spawn_key=(1, 2)), 12)
+    few = scen.sample(ss, 5)["x"]
+    many = scen.sample(np.random.SeedSequence(3, spawn_key=(1, 2)), 12)["x"]
     np.testing.assert_array_equal(many[:5], few)
-    other = scen.sample(np.random.SeedSequence(3, spawn_key=(1, 3)), 5)
+    other = scen.sample(np.random.SeedSequence(3, spawn_key=(1, 3)), 5)["x"]
     assert not np.array_equal(other, few)
 
 

@@ -41,7 +41,7 @@ def cell_scenario(spec: StudySpec, cell: dict) -> Scenario:
     """The scenario of the first condition (smallest position in the grid) of a design cell."""
     for cond in spec.conditions:
         if all(cond.factors[k] == v for k, v in cell.items()):
-            return Scenario.from_config(cond.config, n=cond.factors["n"])
+            return cond.scenario
     raise KeyError(f"no condition matches {cell}")
 
 

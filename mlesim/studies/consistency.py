@@ -74,6 +74,13 @@ def _sd_one(ref: pd.DataFrame) -> float:
     return float(np.median(values)) if values.size else math.nan
 
 
+def _fit_range(summary: pd.DataFrame, fit_min_n: float) -> str:
+    """Which n the slope fit uses, in words (all of them when fewer than two reach
+    ``fit_min_n``, as :func:`_fit` does)."""
+    ns = np.unique(summary["n"].to_numpy())
+    return f"n ≥ {fit_min_n:g}" if (ns >= fit_min_n).sum() >= 2 else "all n"
+
+
 def _fit(rows: pd.DataFrame, fit_min_n: float, level: float) -> tuple[analysis.RateFit, list]:
     """Slope fit over n ≥ fit_min_n (all n if fewer than two qualify)."""
     mcse = analysis.rmse_mcse(rows["mse"], rows["mse_mcse"])
@@ -126,7 +133,14 @@ def _exceed_panel(ax, table, groups, delta, sd1) -> list[str]:
                 if k
             )
             text += f" (estimates at ±inf, counted as exceeding: {counts})"
-            ax.plot([], [], " ", label=f"{est}: θ̂ = ±inf counted as > δ")
+            first = rows.iloc[0]
+            ax.plot(
+                [],
+                [],
+                " ",
+                label=f"{est}: θ̂ = ±inf counted as > δ ({int(first['n_inf'])} of "
+                f"{int(first['n_rep'])} at n = {first['n']:g})",
+            )
         fragments.append(text)
     if math.isfinite(sd1):
         plots.theory_curve(
@@ -168,7 +182,8 @@ def _param_figure(ctx, cell, summary, reps, param):
     path = plots.save(fig, ctx.figdir / f"consistency_{param}{plots.cell_suffix(cell)}.png")
     caption = (
         f"Consistency of {param}{plots.cell_title(cell)}: RMSE against n (log–log) with "
-        f"fitted power law (n ≥ {opts['fit_min_n']:g}) and √CRLB; P(|θ̂−θ| > δ) with "
+        f"fitted power law ({_fit_range(summary, opts['fit_min_n'])}) and √CRLB; "
+        "P(|θ̂−θ| > δ) with "
         f"{label}; {plots.mcse_note()}"
     )
     note = (

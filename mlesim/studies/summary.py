@@ -34,7 +34,11 @@ def _figure(ctx, cell: dict, summary, param: str):
     if np.isfinite(crlb).any():
         wrong = cell_scenario(ctx.spec, {**cell, "n": int(crlb.index[0])}).misspecified
         label = "√CRLB of the assumed model at θ*" if wrong else "√CRLB"
-        axes[0, 1].plot(crlb.index, np.sqrt(crlb.to_numpy()), "k-", label=label)
+        style = "k-" if len(crlb) > 1 else "k_"  # one n: a tick mark, not an empty line
+        axes[0, 1].plot(crlb.index, np.sqrt(crlb.to_numpy()), style, ms=20, label=label)
+    for ax in axes[0]:  # ticks at the simulated n only (the points are dodged around them)
+        ax.set_xticks(sorted(rows["n"].unique()), [f"{v:g}" for v in sorted(rows["n"].unique())])
+        ax.minorticks_off()
     title = ", ".join(f"{k} = {v}" for k, v in cell.items()) or None
     plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", title=title, logx=logx)
     plots.label_axes(

@@ -1,0 +1,23 @@
+"""Plugins that the contract test (tests/test_contract.py) runs for every family, the way
+a user would name them: ``{_target_: tests.plugin_examples.mean_and_se, params: [...]}``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlesim.estimators import Mean
+
+
+def mean_and_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched: the mean of each row of ``x`` (R, n) and its SE sd/√n (divisor n, so that
+    n = 1 gives SE 0)."""
+    return x.mean(axis=1), x.std(axis=1) / np.sqrt(x.shape[1])
+
+
+def median_of_one(x: np.ndarray) -> dict:
+    """Per data set (``vectorized: false``): the median of ``x`` (n,), with a mapping."""
+    return {"estimate": float(np.median(x)), "se": float(np.std(x) / np.sqrt(x.size))}
+
+
+class MeanSubclass(Mean):
+    """A subclass of a built-in estimator named by ``_target_``."""
