@@ -66,8 +66,9 @@ def task(cfg: DictConfig) -> None:
     """One Hydra job: validate, simulate, summarise, draw, report."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from mlesim.config import check_overrides, validate
+    from mlesim.config import check_overrides
     from mlesim.pipeline import run_pipeline
+    from mlesim.study import validate
 
     hydra_cfg = HydraConfig.get()
     outdir = Path(hydra_cfg.runtime.output_dir)

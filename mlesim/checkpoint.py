@@ -31,7 +31,7 @@ from mlesim.plugins import source_digest, targets_in
 from mlesim.storage import atomic_write
 
 if TYPE_CHECKING:
-    from mlesim.engine import Task
+    from mlesim.chunks import Task
 
 log = logging.getLogger("mlesim")
 

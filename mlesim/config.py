@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -442,16 +443,20 @@ def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, 
     return tuple(out)
 
 
-def validate(cfg: DictConfig | dict) -> StudySpec:
+def validate(
+    cfg: DictConfig | dict, study_check: Callable[[dict], None] | None = None
+) -> StudySpec:
     """Check every value of a composed config and expand the design grid.
+
+    ``study_check(config)`` checks the chosen study's options (and may drop optional
+    estimators) before the grid is built; :func:`mlesim.study.validate` passes
+    :func:`mlesim.studies.check_study`, which this module does not import.
 
     Raises
     ------
     ConfigError
         The first offending key, with what is allowed.
     """
-    from mlesim.studies import check_study
-
     config = _plain(cfg)
     config.pop("hydra", None)
     allowed = [f.name for f in dataclasses.fields(MlesimConf)]
@@ -466,7 +471,8 @@ def validate(cfg: DictConfig | dict) -> StudySpec:
     config["n"] = check_sizes(config["n"])
     check_runner(config["runner"])
     check_stopping(config)
-    check_study(config)
+    if study_check is not None:
+        study_check(config)
     design = check_design(config)
     config["design"] = design
     conditions = build_conditions(config, design)

@@ -40,11 +40,28 @@ from mlesim.standard_errors import at_boundary, information_se, observed_se, san
 SE_METHODS = ("expected", "observed", "sandwich")
 
 
+#: the estimator kinds, filled by the class definitions (:meth:`Estimator.__init_subclass__`):
+#: a new kind is one class; configurations select it as ``{kind: <kind>}``
+ESTIMATORS: dict[str, type[Estimator]] = {}
+
+
 class Estimator:
-    """Base class; subclasses implement :meth:`_fit` and declare ``kind``."""
+    """Base class; subclasses implement :meth:`_fit` and declare ``kind``.
+
+    A subclass that sets ``kind`` registers itself in :data:`ESTIMATORS` unless it sets
+    ``register = False`` (a plugin, named by ``_target_`` rather than by kind). ``_fit``
+    may set ``self._conv`` (R,) and ``self._reason`` (R,) to report iterations that did
+    not converge and why.
+    """
 
     kind: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()
+    register: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__ and cls.__dict__.get("register", True):
+            ESTIMATORS[cls.kind] = cls
 
     def __init__(self, model: Family, label: str = "", **options: Any):
         self.model = model
@@ -83,17 +100,32 @@ class Estimator:
         """Names of the k estimated parameters, the columns of ``params_`` and ``se_``."""
         return self.model.params
 
+    @property
+    def held_fixed(self) -> dict[str, float]:
+        """Parameters the estimator holds at given values (not estimated); {} for most."""
+        return {}
+
     def fit(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Estimator:
         """Fit every row of ``x`` (R, n) — or of the field ``x`` of a data mapping; see
-        the module docstring for the attributes."""
+        the module docstring for the attributes; also sets ``reason_`` (R,), why each
+        failed replicate failed ('' where it converged)."""
         x = np.asarray(x["x"] if isinstance(x, Mapping) else x, dtype=float)
         if x.ndim != 2:
             raise ValueError(f"x must have shape (R, n), got {x.shape}")
+        self._conv = self._reason = None
         est, se, n_iter = self._fit(x)
         with np.errstate(invalid="ignore"):
-            converged = np.all(np.isfinite(est), axis=1)
+            finite = np.all(np.isfinite(est), axis=1)
+        conv = finite if self._conv is None else finite & np.asarray(self._conv, bool)
+        rows = x.shape[0]
+        reason = (
+            np.full(rows, "", object) if self._reason is None else np.array(self._reason, object)
+        )
+        reason[conv] = ""
+        blank = ~conv & (reason == "")
+        reason[blank] = np.where(finite, "not converged", "non-finite estimate")[blank]
         self.params_, self.se_, self.n_iter_ = est, se, n_iter
-        self.converged_ = converged if not hasattr(self, "_conv") else converged & self._conv
+        self.converged_, self.reason_ = conv, reason
         return self
 
     def _fit(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,9 +147,8 @@ class MLE(Estimator):
         −H(θ̂) (:func:`observed_se`), or the sandwich H⁻¹ (Σ s sᵀ) H⁻¹ that stays valid
         under misspecification (:func:`sandwich_se`).
 
-    After :meth:`fit`, besides the common attributes, ``reason_`` is an object array
-    (R,) saying why each failed replicate failed ('' where it converged), e.g. the
-    Student-t's "boundary: nu_hat = inf …".
+    ``reason_`` gives the family's own reasons, e.g. the Student-t's
+    "boundary: nu_hat = inf …".
     """
 
     kind = "mle"
@@ -146,16 +177,9 @@ class MLE(Estimator):
     def param_names_(self):
         return tuple(n for n in self.model.params if n not in (self.fixed or {}))
 
-    def fit(self, x: np.ndarray) -> MLE:
-        """Fit every row of ``x`` (R, n); also sets ``reason_`` (R,)."""
-        super().fit(x)
-        reason = getattr(self, "_reason", None)
-        r = self.converged_.shape[0]
-        reason = np.full(r, "", dtype=object) if reason is None else reason.astype(object)
-        reason[self.converged_] = ""
-        reason[~self.converged_ & (reason == "")] = "non-finite estimate"
-        self.reason_ = reason
-        return self
+    @property
+    def held_fixed(self) -> dict[str, float]:
+        return dict(self.fixed or {})
 
     def _fit(self, x):
         res = self.model.mle(x, self.fixed or None)
@@ -348,7 +372,7 @@ class Moments(Estimator):
     kind = "moments"
 
     def validate(self):
-        if not hasattr(self.model, "moments_estimate"):
+        if "moments" not in self.model.provides:
             raise ConfigError(f"{self.key}.kind", f"no moment estimator for {self.model.name}")
 
     @property
@@ -419,6 +443,7 @@ class PluginEstimator(Estimator):
     """
 
     kind = "plugin"
+    register = False  # named by _target_, not selected by kind
 
     def __init__(self, model: Family, label: str = "", search_path: str | None = None, **spec):
         self.model, self.label, self.search_path = model, label or "plugin", search_path
@@ -480,7 +505,7 @@ class PluginEstimator(Estimator):
             rows = inner.converged_.shape[0]
             est, se = np.asarray(inner.params_, float), np.asarray(inner.se_, float)
             conv = np.asarray(inner.converged_, bool)
-            reason = np.asarray(getattr(inner, "reason_", np.full(rows, "", object)), object)
+            reason = np.asarray(inner.reason_, object)
         else:
             func = resolve(self.target, f"{self.key}.{TARGET}", self.search_path)
             arrays = dict(data) if isinstance(data, Mapping) else {"x": data}
@@ -516,11 +541,6 @@ class PluginEstimator(Estimator):
 
     def __repr__(self) -> str:
         return f"PluginEstimator({self.target}, params={list(self.names)})"
-
-
-ESTIMATORS: dict[str, type[Estimator]] = {
-    cls.kind: cls for cls in (MLE, MAP, UnbiasedVariance, Mean, Median, Moments)
-}
 
 
 def make_estimator(

@@ -1,5 +1,5 @@
 """Failed fits: why a replicate failed, the run's failures.csv, its one warning line, and
-:func:`replay` to get a failed data set back.
+:func:`mlesim.replay.replay` gets a failed data set back.
 
 A replicate *fails* for an estimator when the fit raised, returned a non-finite estimate
 or did not converge. It is kept in replicates.parquet with ``converged = False``, left
@@ -16,17 +16,12 @@ replays it: the design factors, ``estimator``, ``replicate``, ``reason``, ``seed
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from mlesim.config import StudySpec, validate
 from mlesim.estimators import Estimator
 from mlesim.plugins import MAX_REASON, PluginContractError, raised
 
@@ -58,9 +53,8 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
     reason = np.full(rows, "", dtype=object)
     reason[~ok & ~finite] = "non-finite estimate"
     reason[~ok & finite] = "not converged"
-    own = getattr(est, "reason_", None)
-    if own is not None:
-        own = np.asarray(own, dtype=object)
+    own = np.asarray(est.reason_, dtype=object)
+    if own.shape == (rows,):
         use = ~ok & (own != "") & pd.notna(own)
         reason[use] = own[use].astype(str).astype(f"U{MAX_REASON}").astype(object)  # cut
     return values, se, ok, reason
@@ -97,72 +91,3 @@ def warning_line(failures: pd.DataFrame, summary: pd.DataFrame, factor_names: li
             f"measures: {shown}"
         )
     return line
-
-
-def read_spec(run_dir: str | Path) -> StudySpec:
-    """The validated study of a run directory: from ``chunks/config.json`` (written by
-    every run), else Hydra's ``.hydra/config.yaml``."""
-    run_dir = Path(run_dir)
-    saved, composed = run_dir / "chunks" / "config.json", run_dir / ".hydra" / "config.yaml"
-    if saved.is_file():
-        config = json.loads(saved.read_text(encoding="utf-8"))
-    elif composed.is_file():
-        config = OmegaConf.to_container(OmegaConf.load(composed), resolve=True)
-    else:
-        raise FileNotFoundError(f"{run_dir} holds neither chunks/config.json nor .hydra/")
-    return validate(config)
-
-
-@dataclass(frozen=True)
-class Replay:
-    """One replicate regenerated from the seed.
-
-    Attributes
-    ----------
-    data : the replicate's data set, a mapping of arrays (``{"x": (n,)}`` for a family)
-    estimate : (k,) the estimator's estimate of it, refitted with its whole chunk as in
-        the run (NaN where the fit failed)
-    reason : why the fit failed ('' when it did not)
-    seed, condition_key, chunk, row : where the data set comes from
-    """
-
-    data: dict
-    estimate: np.ndarray
-    reason: str
-    seed: int
-    condition_key: int
-    chunk: int
-    row: int
-
-    @property
-    def x(self) -> np.ndarray:
-        """The i.i.d. sample ``data["x"]``, shape (n,)."""
-        return self.data["x"]
-
-
-def replay(run_dir: str | Path, factors: dict, estimator: str, replicate: int) -> Replay:
-    """Regenerate replicate ``replicate`` of the cell ``factors`` and refit ``estimator``.
-
-    The data come from ``SeedSequence(seed, spawn_key=(condition_key, chunk))`` exactly as
-    in the run; the configuration is read from ``<run_dir>/chunks/config.json`` (written
-    by every run) or Hydra's ``<run_dir>/.hydra/config.yaml``.
-
-    Parameters
-    ----------
-    run_dir : the run directory
-    factors : the cell's design factors as in failures.csv, e.g. ``{"n": 10}``
-    estimator : an estimator label of the run
-    replicate : the replicate number (0-based, as in failures.csv)
-    """
-    from mlesim.engine import chunk_data, locate
-
-    spec = read_spec(run_dir)
-    task, row = locate(spec, factors, replicate)
-    scen, data = chunk_data(task)
-    labels = [e.label for e in scen.estimators()]
-    if estimator not in labels:
-        raise KeyError(f"no estimator {estimator!r} in {run_dir}; have: {', '.join(labels)}")
-    est = scen.estimators()[labels.index(estimator)]
-    values, _, _, reason = fit_safely(est, data)
-    one = {name: value[row].copy() for name, value in data.items()}
-    return Replay(one, values[row].copy(), reason[row], task.seed, task.key, task.chunk, row)

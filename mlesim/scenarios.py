@@ -172,7 +172,7 @@ class Scenario:
         sufficient statistics in closed form (White 1982, Econometrica 50:1–25);
         otherwise E_g log f is maximised numerically on the unconstrained scale.
         """
-        if hasattr(self.model, "project_moments"):
+        if "projection" in self.model.provides:
             return np.asarray(self.model.project_moments(*self.data_mean_var()), dtype=float)
         return self._numeric_projection()
 
@@ -196,7 +196,7 @@ class Scenario:
         if self.estimand == "truth" or (self.estimand == "auto" and not self.misspecified):
             return
         model = self.model
-        if hasattr(model, "project_moments"):
+        if "projection" in model.provides:
             with np.errstate(all="ignore"):
                 theta = np.asarray(model.project_moments(*self.data_mean_var()), dtype=float)
             ok = all(
@@ -283,7 +283,7 @@ class Scenario:
         the two points mean ± sd of the data law, or ones where that is not usable."""
         model = self.model
         start = np.ones(model.p)
-        if hasattr(model, "moments_estimate"):
+        if "moments" in model.provides:
             m, v = self.data_mean_var()
             with np.errstate(all="ignore"):
                 guess = model.moments_estimate(np.array([[m - np.sqrt(v), m + np.sqrt(v)]]))[0]

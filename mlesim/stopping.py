@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlesim.assembly import assemble
 from mlesim.checkpoint import ChunkStore
+from mlesim.chunks import RunChunks, Task, cell_tasks, chunk_size
 from mlesim.config import Condition, StudySpec
-from mlesim.engine import RunChunks, Task, assemble, cell_tasks, chunk_size
 from mlesim.summarise import summarise, targets
 
 #: most a cell grows in one round (guards against a noisy early MCSE)

@@ -37,7 +37,7 @@ def targets(spec: StudySpec) -> pd.DataFrame:
         target = known[key]
         edge = scen.edge_params(target)
         for est in scen.estimators():
-            free = fixed_mask(scen.model, getattr(est, "fixed", None))
+            free = fixed_mask(scen.model, est.held_fixed)
             crlb = scen.crlb(target, free)
             for name in est.param_names_:
                 j = scen.model.index(name)

@@ -19,8 +19,9 @@ from hypothesis import settings
 from omegaconf import DictConfig
 
 import mlesim.__main__ as cli
-from mlesim.config import StudySpec, register_schema, validate
+from mlesim.config import StudySpec, register_schema
 from mlesim.scenarios import Scenario
+from mlesim.study import validate
 
 #: Monte Carlo tolerance (DESIGN.md): |estimate − theory| < Z · MCSE
 Z = 4.0

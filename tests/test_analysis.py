@@ -21,6 +21,7 @@ Z95 = float(st.norm.ppf(0.975))
 class FakeLaplace(Family):
     """Laplace(mu, b): f = exp(−|x − mu|/b) / (2b); I = diag(1/b², 1/b²); Var X = 2b²."""
 
+    register = False  # a test double, not a family of the registry
     name = "fake_laplace"
     params = ("mu", "b")
     domains = {"mu": Domain("real"), "b": Domain("positive")}
@@ -46,6 +47,7 @@ class FakeLaplace(Family):
 class FakeCauchy(Family):
     """Cauchy(mu, sigma): I = diag(1/(2σ²), 1/(2σ²)); infinite variance."""
 
+    register = False  # a test double, not a family of the registry
     name = "fake_cauchy"
     params = ("mu", "sigma")
     domains = {"mu": Domain("real"), "sigma": Domain("positive")}

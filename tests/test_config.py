@@ -10,8 +10,8 @@ from conftest import compose_config
 from hydra.errors import ConfigCompositionException
 
 import mlesim.__main__ as cli
-from mlesim.config import validate
 from mlesim.errors import ConfigError
+from mlesim.study import validate
 
 BAD = [
     (["truth.family=nosuch"], "truth.family"),

@@ -13,11 +13,12 @@ from conftest import study_spec
 from scipy import stats
 
 from mlesim import estimators
-from mlesim.config import validate
 from mlesim.engine import simulate
 from mlesim.estimators import Estimator, Mean
-from mlesim.failures import FAILURE_COLUMNS, replay
+from mlesim.failures import FAILURE_COLUMNS
 from mlesim.pipeline import run_pipeline
+from mlesim.replay import replay
+from mlesim.study import validate
 from mlesim.summarise import summarise
 
 Z = 4.0
@@ -25,9 +26,10 @@ REASON = "first observation above 1.5"
 
 
 class Fragile(Estimator):
-    """The sample mean, failing (NaN, with its own ``reason_``) where x[0] > 1.5."""
+    """The sample mean, failing (NaN, with its own reason) where x[0] > 1.5."""
 
     kind = "fragile"
+    register = False  # the tests put it in the registry themselves (monkeypatch)
 
     @property
     def param_names_(self):
@@ -35,7 +37,7 @@ class Fragile(Estimator):
 
     def _fit(self, x):
         bad = x[:, 0] > 1.5
-        self.reason_ = np.where(bad, REASON, "").astype(object)
+        self._reason = np.where(bad, REASON, "").astype(object)
         mean = np.where(bad, np.nan, x.mean(axis=1))
         return mean[:, None], np.full((x.shape[0], 1), 0.5), np.zeros(x.shape[0], int)
 

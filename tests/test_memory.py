@@ -8,12 +8,13 @@ import tracemalloc
 
 import pytest
 
-from mlesim.config import Condition, validate
+from mlesim.config import Condition
 from mlesim.engine import WORKING_BYTES, Task, run_task, simulate
 from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS
 from mlesim.families import FAMILIES
 from mlesim.scenarios import Scenario
+from mlesim.study import validate
 
 #: a typical parameter of each family (a new family needs a line here)
 PARAMS = {

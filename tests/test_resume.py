@@ -17,9 +17,9 @@ import pytest
 from conftest import study_spec
 
 from mlesim.checkpoint import ChunkStore, chunk_name, fingerprint
-from mlesim.config import validate
 from mlesim.engine import plan, run_study, simulate
 from mlesim.pipeline import run_pipeline
+from mlesim.study import validate
 
 # 200 chunks of 50 data sets of n = 2000: a few seconds, long enough to kill half-way
 KILLED = [

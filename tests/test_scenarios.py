@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import Z, make_scenario, variance_mcse
 
-from mlesim.config import validate
 from mlesim.errors import ConfigError
+from mlesim.study import validate
 
 OUTLIERS = {"family": "normal", "params": {"mu": 10.0, "sigma2": 1.0}, "fraction": 0.1}
 

@@ -14,8 +14,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 import mlesim.__main__ as cli
-from mlesim.config import register_schema, validate
+from mlesim.config import register_schema
 from mlesim.engine import simulate
+from mlesim.study import validate
 
 SWEEP = ["n=[5]", "replications=20", "runner.progress=false", "study=summary"]
 

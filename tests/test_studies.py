@@ -12,10 +12,10 @@ import scipy.stats as st
 from conftest import Z, compose_config
 
 from mlesim import analysis
-from mlesim.config import validate
 from mlesim.errors import ConfigError
 from mlesim.families import get_family
 from mlesim.pipeline import run_pipeline
+from mlesim.study import validate
 
 FAMILIES = {
     "normal": ["mu", "sigma2"],

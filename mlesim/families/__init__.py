@@ -8,30 +8,12 @@
 from __future__ import annotations
 
 from mlesim.errors import ConfigError
-from mlesim.families.base import Domain, Family, FitResult
-from mlesim.families.closed_form import Bernoulli, Exponential, Normal, Poisson
-from mlesim.families.counts import NegativeBinomial
+from mlesim.families import closed_form, counts, location_scale, positive  # noqa: F401
+from mlesim.families.base import REGISTRY, Domain, Family, FitResult
 from mlesim.families.generic import PREFIX, ScipyFamily
-from mlesim.families.location_scale import Cauchy, Laplace, StudentT
-from mlesim.families.positive import Beta, Gamma, Lognormal, Weibull
 
-FAMILIES: dict[str, type[Family]] = {
-    cls.name: cls
-    for cls in (
-        Bernoulli,
-        Poisson,
-        Exponential,
-        Normal,
-        Gamma,
-        Weibull,
-        StudentT,
-        Cauchy,
-        Laplace,
-        Lognormal,
-        Beta,
-        NegativeBinomial,
-    )
-}
+#: the named families, registered by their own class definitions (the imports above)
+FAMILIES: dict[str, type[Family]] = REGISTRY
 
 
 def get_family(name: str, key: str = "truth.family") -> Family:

@@ -81,13 +81,40 @@ class FitResult:
     reason: np.ndarray | None = None
 
 
+#: every family class that names itself, by name: filled as the classes are defined
+#: (:meth:`Family.__init_subclass__`), so a new family is one class in one module
+REGISTRY: dict[str, type[Family]] = {}
+
+#: optional abilities a family may declare in :attr:`Family.provides`
+ABILITIES = {
+    "moments": "moments_estimate: the method-of-moments fit",
+    "projection": "project_moments: the KL projection in closed form (exponential families)",
+}
+
+
 class Family:
     """Base class of a parametric family.
 
     Subclasses set :attr:`name`, :attr:`params`, :attr:`domains` and implement
     :meth:`sample`, :meth:`logpdf`, :meth:`fisher`, :meth:`mle`, :meth:`mean_var`
-    and :meth:`scipy_dist`.
+    and :meth:`scipy_dist`; they declare in :attr:`provides` which optional methods
+    they implement (:data:`ABILITIES`). A class that sets ``name`` and ``params``
+    registers itself in :data:`REGISTRY` (unless it sets ``register = False``).
     """
+
+    #: optional abilities implemented (keys of :data:`ABILITIES`); callers check this,
+    #: never ``hasattr``
+    provides: ClassVar[frozenset[str]] = frozenset()
+    #: False keeps a class out of the registry (a test double, a helper)
+    register: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.provides) - set(ABILITIES)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.provides: unknown {sorted(unknown)}")
+        if "name" in cls.__dict__ and cls.__dict__.get("params") and cls.register:
+            REGISTRY[cls.name] = cls
 
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]]
@@ -175,6 +202,15 @@ class Family:
     def scipy_dist(self, theta: np.ndarray):
         """The equivalent frozen ``scipy.stats`` distribution at ``theta`` (p,)."""
         raise NotImplementedError
+
+    # ----- optional (declared in ``provides``) -------------------------------------
+    def moments_estimate(self, x: np.ndarray) -> np.ndarray:
+        """Method-of-moments estimates (R, p) of each row of ``x`` (R, n) ("moments")."""
+        raise NotImplementedError(f"{self.name} does not provide 'moments'")
+
+    def project_moments(self, mean: float, var: float) -> list[float]:
+        """KL projection θ* from the data law's mean and variance ("projection")."""
+        raise NotImplementedError(f"{self.name} does not provide 'projection'")
 
     # ----- shared -----------------------------------------------------------------
     def score(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:

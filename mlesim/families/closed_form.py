@@ -43,6 +43,7 @@ def _check_fixed(family: Family, fixed: Mapping[str, float] | None, allowed: tup
 class Bernoulli(Family):
     """Bernoulli(p): P(X = 1) = p.  I(p) = 1 / (p (1 − p));  p̂ = x̄."""
 
+    provides = frozenset({"moments", "projection"})
     name = "bernoulli"
     params = ("p",)
     domains = {"p": Domain("unit")}
@@ -98,6 +99,7 @@ class Bernoulli(Family):
 class Poisson(Family):
     """Poisson(lam): P(X = k) = lam^k e^(−lam) / k!.  I(lam) = 1 / lam;  lam̂ = x̄."""
 
+    provides = frozenset({"moments", "projection"})
     name = "poisson"
     params = ("lam",)
     domains = {"lam": Domain("positive")}
@@ -151,6 +153,7 @@ class Poisson(Family):
 class Exponential(Family):
     """Exponential(rate): f(x) = rate e^(−rate x), x > 0.  I = 1 / rate²;  ratê = 1 / x̄."""
 
+    provides = frozenset({"moments", "projection"})
     name = "exponential"
     params = ("rate",)
     domains = {"rate": Domain("positive")}
@@ -206,6 +209,7 @@ class Exponential(Family):
 class Normal(Family):
     """Normal(mu, sigma2).  I = diag(1/σ², 1/(2σ⁴));  μ̂ = x̄,  σ̂² = Σ(x − x̄)²/n."""
 
+    provides = frozenset({"moments", "projection"})
     name = "normal"
     params = ("mu", "sigma2")
     domains = {"mu": Domain("real"), "sigma2": Domain("positive")}

@@ -45,6 +45,7 @@ class NegativeBinomial(SmoothFamily):
     samples fail too (μ̂ = 0).
     """
 
+    provides = frozenset({"moments"})
     name = "negative_binomial"
     params = ("mu", "size")
     domains = {"mu": Domain("positive"), "size": Domain("positive")}

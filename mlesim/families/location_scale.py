@@ -353,6 +353,7 @@ class Laplace(SmoothFamily):
     the MLE then use (the usual choice for the median's variance).
     """
 
+    provides = frozenset({"moments"})
     name = "laplace"
     params = ("mu", "b")
     domains = {"mu": Domain("real"), "b": Domain("positive")}

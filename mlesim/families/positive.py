@@ -51,6 +51,7 @@ class Gamma(SmoothFamily):
     estimator with scale = 1/rate.
     """
 
+    provides = frozenset({"moments"})
     name = "gamma"
     params = ("shape", "rate")
     domains = {"shape": Domain("positive"), "rate": Domain("positive")}
@@ -159,6 +160,7 @@ class Weibull(SmoothFamily):
     ``scipy.stats.weibull_min.fit(x, floc=0)`` is the same estimator (c = k).
     """
 
+    provides = frozenset({"moments"})
     name = "weibull"
     params = ("shape", "scale")
     domains = {"shape": Domain("positive"), "scale": Domain("positive")}
@@ -303,6 +305,7 @@ class Lognormal(SmoothFamily):
     estimator with s = σ, scale = e^μ.
     """
 
+    provides = frozenset({"moments"})
     name = "lognormal"
     params = ("mu", "sigma2")
     domains = {"mu": Domain("real"), "sigma2": Domain("positive")}
@@ -386,6 +389,7 @@ class Beta(SmoothFamily):
     ``scipy.stats.beta.fit(x, floc=0, fscale=1)`` is the same estimator.
     """
 
+    provides = frozenset({"moments"})
     name = "beta"
     params = ("a", "b")
     domains = {"a": Domain("positive"), "b": Domain("positive")}

@@ -1,14 +1,16 @@
 """Studies: the analyses and figures each experiment preset asks for (``study: <name>``).
 
-Each study module defines ``OPTIONS`` (the ``analysis.*`` keys it reads, with
-defaults), optionally ``check(config)`` for preset-specific requirements, and
-``render(ctx) -> (figures, notes)`` where figures is a list of (path, caption)
-and notes a list of Markdown paragraphs for the run's report.
+Each study is one module of this package (found by name, no list to edit). It defines
+``OPTIONS`` (the ``analysis.*`` keys it reads, with defaults), ``check(config)`` for its
+requirements, and
+``render(ctx) -> (figures, notes)`` where figures is a list of (path, caption) and notes
+a list of Markdown paragraphs for the run's report.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,9 @@ import pandas as pd
 from mlesim.config import StudySpec
 from mlesim.errors import ConfigError
 
-STUDIES = (
-    "summary",
-    "variance_bias",
-    "coin_flip",
-    "consistency",
-    "crlb_efficiency",
-    "asymptotic_normality",
+#: the studies: every public module of this package (a new study is one module)
+STUDIES = tuple(
+    sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 )
 
 
@@ -64,15 +62,14 @@ def check_study(config: dict) -> None:
     if name not in STUDIES:
         raise ConfigError("study", f"unknown study {name!r}; allowed: {', '.join(STUDIES)}")
     mod = _module(name)
-    options = getattr(mod, "OPTIONS", {})
+    options = mod.OPTIONS
     for key in config.get("analysis") or {}:
         if key not in options:
             allowed = ", ".join(options) or "none"
             raise ConfigError(
                 f"analysis.{key}", f"unknown option for study {name}; allowed: {allowed}"
             )
-    if hasattr(mod, "check"):
-        mod.check(config)
+    mod.check(config)
 
 
 def render_study(
@@ -80,7 +77,7 @@ def render_study(
 ) -> tuple[list[tuple[Path, str]], list[str]]:
     """Make the study's figures in ``figdir``; return (figures, report notes)."""
     mod = _module(spec["study"])
-    options = {**getattr(mod, "OPTIONS", {}), **(spec["analysis"] or {})}
+    options = {**mod.OPTIONS, **(spec["analysis"] or {})}
     figdir = Path(figdir)
     figdir.mkdir(parents=True, exist_ok=True)
     return mod.render(StudyContext(spec, replicates, summary, figdir, options))

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 OPTIONS: dict = {}
 
 
+def check(config: dict) -> None:
+    """No requirements: any family, model and estimators."""
+
+
 def _figure(ctx, cell: dict, summary, param: str):
     """Bias (with the 0 line) and RMSE (with √CRLB) of ``param`` in one design cell."""
     fig, axes = plots.new_figure(ncols=2)

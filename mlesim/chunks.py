@@ -1,0 +1,103 @@
+"""The plan of a study: design cells cut into chunks of replicates, each with its seed.
+
+Chunk ``c`` of the condition with factor values ``f`` holds replicates ``c·size`` to
+``(c + 1)·size`` and draws from ``SeedSequence(seed, spawn_key=(condition_key(f), c))``.
+The key hashes the factor values, not the position in the grid, and the chunk size
+depends on the configuration only (DESIGN.md, "Reproducibility").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlesim.config import Condition, StudySpec
+
+#: replicates per chunk unless memory asks for fewer (never depends on the machine)
+DEFAULT_CHUNK = 1000
+#: bytes held per observation while a chunk is simulated and estimated (data and
+#: temporaries): an upper bound, checked with tracemalloc for every family and estimator
+#: in tests/test_memory.py (closed forms peak at 8–41 bytes, iterative MLEs at up to 73)
+WORKING_BYTES = 8 * 12
+
+
+def condition_key(factors: dict) -> int:
+    """Stable 63-bit key of a condition's factor values (independent of grid order)."""
+    canon = json.dumps({k: factors[k] for k in sorted(factors)}, sort_keys=True, default=repr)
+    return int.from_bytes(hashlib.sha256(canon.encode()).digest()[:8], "big") >> 1
+
+
+def chunk_size(n: int, runner: dict) -> int:
+    """Replicates per chunk for sample size ``n``: ``runner.chunk_size`` if set, else
+    DEFAULT_CHUNK capped so a chunk's working set stays under ``runner.max_chunk_mb``."""
+    if runner.get("chunk_size"):
+        return int(runner["chunk_size"])
+    cap = int(runner["max_chunk_mb"] * 2**20 // (WORKING_BYTES * n))
+    return max(1, min(DEFAULT_CHUNK, cap))
+
+
+@dataclass(frozen=True)
+class Task:
+    """Replicates ``start`` to ``stop`` (exclusive) of one condition: chunk ``chunk``."""
+
+    condition: Condition
+    chunk: int
+    start: int
+    stop: int
+    seed: int
+
+    @property
+    def key(self) -> int:
+        """The condition key of :func:`condition_key` (part of the chunk's seed)."""
+        return condition_key(self.condition.factors)
+
+
+#: runs chunk tasks to completion (into the store): what mlesim.stopping is given
+RunChunks = Callable[[list[Task]], None]
+
+
+def cell_tasks(spec: StudySpec, cond: Condition, stop: int, start: int = 0) -> list[Task]:
+    """The chunks of ``cond`` holding replicates ``start`` to ``stop`` (exclusive).
+
+    Chunk ``c`` holds replicates ``c·size`` to ``min((c + 1)·size, stop)``; ``start``
+    must be a chunk boundary.
+    """
+    size = chunk_size(cond.factors["n"], spec["runner"])
+    if start % size:
+        raise ValueError(f"start={start} is not a multiple of the chunk size {size}")
+    return [
+        Task(cond, c, c * size, min(c * size + size, stop), spec["seed"])
+        for c in range(start // size, -(-stop // size))
+    ]
+
+
+def plan(spec: StudySpec, replications: int | None = None) -> list[Task]:
+    """Every (condition, chunk) task of a fixed-size study, in grid order."""
+    reps = spec["replications"] if replications is None else replications
+    if reps == "auto":
+        raise ValueError("replications=auto is planned round by round: see mlesim.stopping")
+    return [t for cond in spec.conditions for t in cell_tasks(spec, cond, reps)]
+
+
+def locate(spec: StudySpec, factors: dict, replicate: int) -> tuple[Task, int]:
+    """The chunk task holding ``replicate`` of the cell with ``factors``, and its row."""
+    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in factors.items()}
+    wanted = condition_key(plain)
+    conds = [c for c in spec.conditions if condition_key(c.factors) == wanted]
+    if not conds:
+        have = [c.factors for c in spec.conditions]
+        raise KeyError(f"no condition with factors {factors}; the study has {have}")
+    cond = conds[0]
+    reps = spec["replications"]
+    if reps == "auto":  # chunks are full except at the cap
+        reps = cond.config["stopping"]["max_replications"]
+    if not 0 <= replicate < reps:
+        raise IndexError(f"replicate {replicate} is outside 0..{reps - 1}")
+    size = chunk_size(cond.factors["n"], spec["runner"])
+    chunk = replicate // size
+    task = Task(cond, chunk, chunk * size, min(chunk * size + size, reps), spec["seed"])
+    return task, replicate - task.start
