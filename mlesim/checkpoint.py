@@ -49,6 +49,7 @@ IGNORED_KEYS = frozenset(
         "replications",
         "stopping",
         "confidence",
+        "compare",
         "estimand",
         "design",
         "n",

@@ -25,6 +25,10 @@ from mlesim.scenarios import Scenario
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
 ESTIMANDS = ("auto", "truth", "pseudo_true")
+#: how summary.csv treats replicates some estimators failed on (``compare``): ``own`` —
+#: each estimator on its own successes; ``common`` — every estimator on the replicates
+#: where all of the cell's estimators succeeded (Morris, White & Crowther 2019, §5.3)
+COMPARE = ("own", "common")
 #: measures with a Monte Carlo SE in summary.csv that sequential stopping can target
 MCSE_MEASURES = ("bias", "empse", "mse", "coverage", "efficiency")
 
@@ -84,6 +88,7 @@ class MlesimConf:
     estimators: dict[str, Any] = field(default_factory=dict)
     design: dict[str, Any] = field(default_factory=dict)
     confidence: float = 0.95
+    compare: str = "own"
     analysis: dict[str, Any] = field(default_factory=dict)
     runner: RunnerConf = field(default_factory=RunnerConf)
     stopping: StoppingConf = field(default_factory=StoppingConf)
@@ -306,6 +311,12 @@ def check_scalars(config: dict) -> None:
     level = config["confidence"]
     if not _is_number(level) or not 0 < level < 1:
         raise ConfigError("confidence", f"must be a number in (0, 1), got {level!r}")
+    if config["compare"] not in COMPARE:
+        raise ConfigError(
+            "compare",
+            f"unknown {config['compare']!r}; allowed: own (each estimator on its own "
+            "successes), common (all on the replicates every estimator succeeded on)",
+        )
     if not isinstance(config["estimand"], dict) and config["estimand"] not in ESTIMANDS:
         raise ConfigError(
             "estimand",

@@ -5,7 +5,8 @@ first — and after :meth:`Estimator.fit` holds
 
 - ``params_`` : (R, k) estimates of the parameters named in ``param_names_``;
 - ``se_`` : (R, k) standard errors (NaN where the estimator has none);
-- ``converged_`` : (R,) bool, False where the fit failed (non-finite estimate);
+- ``converged_`` : (R,) bool, False where the fit failed (NaN or -inf estimate, or not
+  converged); +inf for a positive parameter is an estimate on the edge (ν̂ = ∞);
 - ``n_iter_`` : (R,) iterations used (0 for closed forms).
 
 Hyper-parameters are stored in ``__init__`` and checked by :meth:`Estimator.validate`,
@@ -23,7 +24,7 @@ from scipy import stats
 
 from mlesim.errors import ConfigError
 from mlesim.families import Family
-from mlesim.families.base import fixed_mask
+from mlesim.families.base import estimable, fixed_mask
 from mlesim.plugins import (
     TARGET,
     FreeParameters,
@@ -114,8 +115,7 @@ class Estimator:
             raise ValueError(f"x must have shape (R, n), got {x.shape}")
         self._conv = self._reason = None
         est, se, n_iter = self._fit(x)
-        with np.errstate(invalid="ignore"):
-            finite = np.all(np.isfinite(est), axis=1)
+        finite = estimable(self.model, est, self.param_names_)  # +inf on an edge counts
         conv = finite if self._conv is None else finite & np.asarray(self._conv, bool)
         rows = x.shape[0]
         reason = (
@@ -422,6 +422,7 @@ def moment_sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray) -> np.n
             var[ok] = np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0)
         se = np.sqrt(var)
     se[pin] = 0.0
+    se[np.isposinf(theta)] = np.inf  # size = inf (not over-dispersed): no finite precision
     return se
 
 
@@ -518,8 +519,7 @@ class PluginEstimator(Estimator):
                 raise PluginContractError(
                     self.key, f"{self.target} {err}; allowed: {self._shapes()}"
                 ) from None
-        with np.errstate(invalid="ignore"):
-            finite = np.all(np.isfinite(est), axis=1)
+        finite = estimable(self.model, est, self.names)
         conv = conv & finite
         reason = reason.astype(object)
         reason[~conv & (reason == "")] = np.where(finite, "not converged", "non-finite estimate")[

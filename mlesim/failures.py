@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlesim.estimators import Estimator
+from mlesim.families.base import estimable
 from mlesim.plugins import MAX_REASON, PluginContractError, raised
 
 FAILURE_COLUMNS = ("estimator", "replicate", "reason", "seed", "condition_key", "chunk", "row")
@@ -35,7 +36,8 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
     Returns
     -------
     values, se : (R, k) estimates and standard errors (NaN where the fit raised)
-    ok : (R,) bool, True where converged with every estimate finite
+    ok : (R,) bool, True where converged with every estimate finite (or +inf on the
+        edge of a positive parameter, such as ν̂ = ∞)
     reason : (R,) object, '' where ok, else why it failed (see the module docstring)
     """
     first = next(iter(x.values())) if isinstance(x, Mapping) else x
@@ -48,7 +50,7 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
         nan = np.full((rows, k), np.nan)
         return nan, nan.copy(), np.zeros(rows, dtype=bool), np.full(rows, raised(err), object)
     values, se = np.asarray(est.params_, float), np.asarray(est.se_, float)
-    finite = np.all(np.isfinite(values), axis=1)
+    finite = estimable(est.model, values, tuple(est.param_names_))
     ok = np.asarray(est.converged_, dtype=bool) & finite
     reason = np.full(rows, "", dtype=object)
     reason[~ok & ~finite] = "non-finite estimate"

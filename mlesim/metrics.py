@@ -112,8 +112,13 @@ EXTENDED_COLUMNS: tuple[str, ...] = (
     "rejection_mcse",
     "rel_precision",
     "rel_precision_mcse",
+    "n_inf",
+    "median",
 )
-"""Columns appended after :data:`SUMMARY_COLUMNS` when ``extended=True``."""
+"""Columns appended after :data:`SUMMARY_COLUMNS` when ``extended=True``: the Morris
+measures left out of summary.csv, then ``n_inf`` (estimates at ±inf, on the edge of the
+parameter space such as ν̂ = ∞) and ``median`` (the median estimate, meaningful with
+them)."""
 
 ArrayLike = npt.ArrayLike
 Pair = tuple[float, float]
@@ -611,9 +616,42 @@ def _check_reference(
         )
 
 
-def _n_se(se: np.ndarray | None) -> int:
-    """Number of entries of ``se`` (shape ``(n,)``) that are finite and ``>= 0``."""
-    return 0 if se is None else int(np.count_nonzero(np.isfinite(se) & (se >= 0)))
+def _n_se(se: np.ndarray | None, est: np.ndarray) -> int:
+    """Number of entries of ``se`` (shape ``(n,)``) the SE-based measures use: finite
+    and ``>= 0``; in a group with estimates at ±inf also the infinite SEs that go with
+    them (:func:`_measures_at_infinity`)."""
+    if se is None:
+        return 0
+    usable = ~np.isnan(se) if np.isinf(est).any() else np.isfinite(se)
+    return int(np.count_nonzero(usable & (se >= 0)))
+
+
+def _measures_at_infinity(
+    est: np.ndarray, se: np.ndarray | None, theta: float, crlb: float, level: float
+) -> dict[str, float]:
+    """The measures of a group with estimates at ±inf (an edge such as ν̂ = ∞).
+
+    The mean, bias and MSE are infinite (not computed on the finite subset, which would
+    select the samples), the empirical SE, efficiency and every MCSE undefined (NaN);
+    coverage counts an infinite estimate's interval as missing every finite value.
+    """
+    out = dict.fromkeys(SUMMARY_COLUMNS[SUMMARY_COLUMNS.index("mean") :], _NAN)
+    out.update(dict.fromkeys(EXTENDED_COLUMNS, _NAN))
+    mean = float(np.mean(est))
+    out.update(mean=mean, crlb=crlb)
+    if math.isfinite(theta):  # no true value to measure from (an estimand at the edge)
+        out.update(bias=mean - theta, mse=math.inf, rmse=math.inf)
+        out["rel_bias"] = out["bias"] / theta if theta != 0 else _NAN
+    if se is not None:
+        z = wald_z(level)
+        keep = ~np.isnan(est) & ~np.isnan(se) & (se >= 0)
+        out["modse"] = float(np.sqrt(np.mean(se[keep] ** 2))) if keep.any() else _NAN
+        if not math.isfinite(theta):
+            return out
+        e, s = est[keep], se[keep]
+        covers = np.isfinite(e) & (e - z * s <= theta) & (theta <= e + z * s)
+        out["coverage"], out["coverage_mcse"] = _proportion(covers)
+    return out
 
 
 def _group_constant(values: np.ndarray, name: str, key: object) -> float:
@@ -658,8 +696,14 @@ def _measures(
     """All measures except ``rel_precision`` for one group's usable estimates ``(n,)``.
 
     ``se`` has shape ``(n,)`` (the same rows) or is None (NaN SE-based measures).
+    Estimates at ±inf take :func:`_measures_at_infinity`.
     """
+    if np.isinf(est).any():
+        out = _measures_at_infinity(est, se, theta, crlb, level)
+        out["n_inf"], out["median"] = int(np.isinf(est).sum()), float(np.median(est))
+        return out
     out: dict[str, float] = {"mean": float(est.mean()) if est.size else _NAN}
+    out["n_inf"], out["median"] = 0, float(np.median(est)) if est.size else _NAN
     out["bias"], out["bias_mcse"] = bias(est, theta)
     out["rel_bias"], out["rel_bias_mcse"] = rel_bias(est, theta)
     out["empse"], out["empse_mcse"] = empse(est, empse_mcse=empse_mcse)
@@ -752,7 +796,8 @@ def performance(
     by : column name, list of column names, or None
         Grouping columns; None gives a single group.
     estimate : column name
-        Estimates. Rows with a non-finite estimate are failures.
+        Estimates. Rows with a NaN estimate are failures; ±inf (an estimate on the
+        edge of the parameter space, such as ν̂ = ∞) counts, with infinite bias and MSE.
     se : column name or None
         Model-based standard errors; None, or the default ``"se"`` when ``df`` has
         no such column, gives NaN for the SE-based measures (and ``n_se == 0``).
@@ -804,7 +849,7 @@ def performance(
     se_all = _se_values(df, se)
     true_all = _column_or_constant(df, true, "true")
     crlb_all = _column_or_constant(df, crlb, "crlb")
-    ok = np.isfinite(est_all) & _converged_mask(df, converged)
+    ok = ~np.isnan(est_all) & _converged_mask(df, converged)  # ±inf: an estimate on an edge
     positions = _group_positions(df, by_cols)
     used = {key: pos[ok[pos]] for key, pos in positions.items()}
     rep_all = None if reference is None else _column(df, replicate, "replicate").to_numpy()
@@ -820,7 +865,7 @@ def performance(
             row = dict(zip(by_cols, key, strict=True))
             se_u = None if se_all is None else se_all[u]
             row.update(true_value=theta, n_rep=u.size, n_failed=pos.size - u.size)
-            row["n_se"] = _n_se(se_u)
+            row["n_se"] = _n_se(se_u, est_all[u])
             row.update(_measures(est_all[u], se_u, theta, bound, level, null, empse_mcse))
             row["rel_precision"], row["rel_precision_mcse"] = rel_prec[key]
             rows.append(row)

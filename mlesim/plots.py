@@ -99,6 +99,21 @@ def label_axes(
     ax.legend(fontsize=8)
 
 
+def pm(value: float, mcse: float, digits: int = 3) -> str:
+    """``"v ± m"`` for report text; ``"undefined"`` for a NaN value (never a fake
+    ``0.000 ± 0.000``), ``"inf"`` for an infinite one, and no ``±`` when the Monte Carlo
+    SE is undefined."""
+    if value != value:  # NaN
+        return "undefined"
+    if value in (float("inf"), float("-inf")):
+        return f"{value}"
+    if mcse != mcse:
+        return f"{value:.{digits}f} (MCSE undefined)"
+    if mcse == 0 and value in (0.0, 1.0):  # a proportion of 0 or 1: binomial MCSE is 0
+        return f"{value:.{digits}f} (all replicates alike)"
+    return f"{value:.{digits}f} ± {mcse:.{digits}f}"
+
+
 def mcse_note() -> str:
     """Standard caption fragment."""
     return "points: simulation ± 2 Monte Carlo SE; lines: theory"

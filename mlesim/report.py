@@ -35,7 +35,7 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
+def caveats(extended: pd.DataFrame, factor_names: list[str], compare: str = "own") -> list[str]:
     """Markdown notes on rows whose numbers do not mean what they seem.
 
     ``extended`` is summary_extended.csv's table (with ``misspecified``,
@@ -44,7 +44,8 @@ def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
     MLE's variance tends to the sandwich A⁻¹BA⁻¹/n instead (White 1982), so efficiency
     may exceed 1 — with the flagged rows; (2) estimands on the edge of the space (±inf),
     whose bias, MSE, coverage and efficiency are undefined; (3) rows whose SE-based
-    measures rest on fewer replicates (n_se) than n_rep.
+    measures rest on fewer replicates (n_se) than n_rep; (4) estimators on different
+    replicate sets (``compare``); estimates at the edge; efficiency above 1.
     """
     notes = []
     keys = [*factor_names, "estimator", "param"]
@@ -74,6 +75,36 @@ def caveats(extended: pd.DataFrame, factor_names: list[str]) -> list[str]:
             "that limit."
         )
     notes += _beyond_the_bound(extended, keys)
+    if "n_inf" in extended and (extended["n_inf"].fillna(0) > 0).any():
+        rows = extended[extended["n_inf"].fillna(0) > 0].copy()
+        rows["share_at_edge"] = rows["n_inf"] / rows["n_rep"]
+        notes.append(
+            "**Estimates on the edge of the parameter space.** In these rows some fits "
+            "reached the edge — ν̂ = ∞ for a t (the likelihood rises all the way to the "
+            "normal limit), size = ∞ for a negative binomial (the Poisson limit). They are "
+            "estimates, not failures: the fit's other parameters count in every measure, "
+            "and here the mean, bias and MSE are infinite, the empirical SE and efficiency "
+            "undefined; the share at the edge and the median estimate describe them:\n\n"
+            + markdown_table(rows[keys + ["n_rep", "n_inf", "share_at_edge", "median"]])
+        )
+    if "n_rep_common" in extended:
+        differ = extended[extended["n_rep_common"] != extended["n_rep"]]
+        if len(differ) and compare == "own":
+            notes.append(
+                "**Estimators on different replicate sets** (`compare: own`, the default: "
+                "each estimator's measures rest on its own successful fits). Where some "
+                "estimators failed on replicates others fitted, their rows are not like for "
+                "like; `n_rep_common` is how many replicates every estimator of the cell "
+                "succeeded on — rerun with `compare=common` to summarise all on those "
+                "(Morris, White & Crowther 2019, §5.3):\n\n"
+                + markdown_table(differ[keys + ["n_rep", "n_rep_common"]])
+            )
+        elif compare == "common" and (extended["n_failed"] > 0).any():
+            notes.append(
+                "**Like for like** (`compare: common`): every estimator's measures rest on "
+                "the replicates where all estimators of the cell succeeded (`n_rep`); "
+                "`n_failed` counts the rest, its own failures and the others'."
+            )
     if "n_se" in extended:
         short = extended[(extended["n_se"] < extended["n_rep"]) & (extended["n_rep"] > 0)]
         if len(short):

@@ -19,8 +19,9 @@ def at_boundary(family: Family, theta: np.ndarray, free: np.ndarray) -> np.ndarr
     """Which free estimates lie on the edge of their parameter space, shape (R, k).
 
     ``theta`` (R, p); ``free`` (p,) bool. The edge is p̂ ∈ {0, 1} for a probability and
-    0 for a positive parameter (e.g. p̂ = 0 when no success was seen, λ̂ = 0 when all
-    counts are zero): the maximum sits on the closure of the open parameter space, the
+    0 or +inf for a positive parameter (p̂ = 0 when no success was seen, λ̂ = 0 when all
+    counts are zero, ν̂ = ∞ at the normal limit of a t): the maximum sits on the
+    closure of the open parameter space, the
     score need not vanish there, and the curvature of the log-likelihood tends to
     infinity as the estimate approaches the edge (−ℓ″(p̂) = n / (p̂(1 − p̂))).
     """
@@ -32,10 +33,23 @@ def at_boundary(family: Family, theta: np.ndarray, free: np.ndarray) -> np.ndarr
         if kind == "unit":
             cols.append((v <= 0) | (v >= 1))
         elif kind == "positive":
-            cols.append(v <= 0)
+            cols.append((v <= 0) | np.isposinf(v))
         else:
             cols.append(np.zeros(v.shape, dtype=bool))
     return np.column_stack(cols) if cols else np.zeros((theta.shape[0], 0), dtype=bool)
+
+
+#: where an infinite estimate is held while the others' information is computed
+#: (e^30 ≈ 1e13: the model there differs from its limit by ~1e-13)
+FAR = float(np.exp(30.0))
+
+
+def stand_in(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``theta`` (R, p) with +inf entries replaced by :data:`FAR`, and the mask (R, p) of
+    those entries: the information of the other parameters at an estimate on the edge
+    ν̂ = ∞ is their limit there (the normal's for a t's μ, σ)."""
+    infinite = np.isposinf(theta)
+    return np.where(infinite, FAR, theta), infinite
 
 
 def pinned_se(info: np.ndarray, edge: np.ndarray, meat: np.ndarray | None = None) -> np.ndarray:
@@ -92,9 +106,10 @@ def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) 
     Casella & Berger 2002, Thm 10.1.12). Infinite information or an estimate on the
     edge of the parameter space gives SE 0 (:func:`pinned_se`), NaN information NaN.
     """
+    far, infinite = stand_in(theta)
     with np.errstate(all="ignore"):
-        info = n * family.fisher(theta)[:, free][:, :, free]
-    return pinned_se(info, at_boundary(family, theta, free))
+        info = n * family.fisher(far)[:, free][:, :, free]
+    return _infinite_se(pinned_se(info, at_boundary(family, theta, free)), infinite[:, free])
 
 
 def inverse(a: np.ndarray) -> np.ndarray:
@@ -136,9 +151,10 @@ def observed_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarr
     (R, k), k = free.sum(); 0 for an estimate on the edge of the parameter space
     (:func:`pinned_se`); NaN where −H is not finite or not positive definite.
     """
+    far, infinite = stand_in(theta)
     with np.errstate(all="ignore"):
-        h = family.hessian(x, theta)[:, free][:, :, free]
-    return pinned_se(-h, at_boundary(family, theta, free))
+        h = family.hessian(x, far)[:, free][:, :, free]
+    return _infinite_se(pinned_se(-h, at_boundary(family, theta, free)), infinite[:, free])
 
 
 def sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -151,8 +167,17 @@ def sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarr
     the edge of the parameter space gets SE 0 (:func:`pinned_se`; e.g. the Poisson's
     sandwich variance Σ(x − x̄)²/n² tends to 0 with λ̂).
     """
+    far, infinite = stand_in(theta)
     with np.errstate(all="ignore"):
-        h = family.hessian(x, theta)[:, free][:, :, free]
-        s = family.score(x, theta)[:, :, free]
+        h = family.hessian(x, far)[:, free][:, :, free]
+        s = family.score(x, far)[:, :, free]
         b = np.einsum("rni,rnj->rij", s, s)
-    return pinned_se(-h, at_boundary(family, theta, free), meat=b)
+    se = pinned_se(-h, at_boundary(family, theta, free), meat=b)
+    return _infinite_se(se, infinite[:, free])
+
+
+def _infinite_se(se: np.ndarray, infinite: np.ndarray) -> np.ndarray:
+    """SE inf for an infinite estimate (R, k): it has no finite precision, and its Wald
+    interval covers no finite true value."""
+    se[infinite] = np.inf
+    return se

@@ -16,6 +16,7 @@ from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
 #: columns summary_extended.csv adds after the measures (see :func:`targets`)
 FLAG_COLUMNS = ("misspecified", "estimand_on_edge")
 
+
 #: configuration keys that determine a condition's estimand (not n)
 _ESTIMAND_KEYS = ("truth", "model", "contamination", "estimand")
 
@@ -64,11 +65,17 @@ def summarise(
 ) -> pd.DataFrame:
     """The summary table (summary.csv): one row per condition × estimator × parameter,
     in grid and configuration order, with DESIGN.md's columns (``extended``: plus
-    EXTENDED_COLUMNS). ``table`` is :func:`targets` ``(spec)``, computed if None."""
+    EXTENDED_COLUMNS, the flags and ``n_rep_common``, the replicates every estimator of
+    the cell succeeded on). ``table`` is :func:`targets` ``(spec)``, computed if None.
+    With ``compare: common`` the measures rest on the common replicates (the others
+    count in ``n_failed``); with ``own`` (default) each estimator's on its own."""
     keys = spec.factor_names + ["estimator", "param"]
     tab = targets(spec) if table is None else table
     mles = labels_of_kind(spec["estimators"], "mle")
     ref = mles[0] if mles else None
+    common = common_mask(replicates, spec.factor_names)
+    if spec["compare"] == "common":
+        replicates = replicates.assign(converged=common)
     out = performance(
         attach_targets(replicates, tab, spec.factor_names),
         "true_value",
@@ -86,7 +93,21 @@ def summarise(
     if extended:
         flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
         out = out.merge(flags, on=keys, how="left", validate="one_to_one")
+        counts = replicates.assign(_c=common).groupby(keys, observed=True, sort=False)["_c"].sum()
+        counts = counts.rename("n_rep_common").reset_index()
+        counts = counts.astype({k: object for k in ("estimator", "param")})
+        out = out.merge(counts, on=keys, how="left", validate="one_to_one")
     return out
+
+
+def common_mask(replicates: pd.DataFrame, factor_names: list[str]) -> np.ndarray:
+    """Rows (len(replicates),) of the replicates where *every* estimator of the cell
+    succeeded (converged, no NaN estimate): the common set that ``compare: common``
+    summarises all estimators on, like for like (Morris, White & Crowther 2019, §5.3)."""
+    ok = replicates["converged"].to_numpy(bool) & ~np.isnan(replicates["estimate"].to_numpy())
+    keys = [*factor_names, "replicate"]
+    all_ok = pd.Series(ok).groupby([replicates[k].to_numpy() for k in keys]).transform("all")
+    return all_ok.to_numpy(bool)
 
 
 def split_summary(extended: pd.DataFrame, factor_names: list[str]) -> pd.DataFrame:

@@ -11,8 +11,9 @@ one-line ConfigError at ``estimators.<label>``.
 For every valid pair:
 
 1. typical data (and, for a few pairs, data from another family): shapes, parameter
-   names, converged estimates finite and in the closure of their domain, their SEs
-   finite and >= 0, and no RuntimeWarning;
+   names, converged estimates in the closure of their domain (+inf included: ν̂ = ∞ is
+   an estimate), their SEs finite and >= 0 (inf for an infinite estimate), and no
+   RuntimeWarning;
 2. edge data (constant samples, all-zero counts, n = 1, n = 2) through ``fit_safely``:
    each replicate is ok with finite estimates and a finite SE >= 0, or failed with a
    reason — a converged estimate with a NaN SE is the bug class this guards against;
@@ -184,11 +185,12 @@ def build(name: str, label: str, spec: dict) -> Estimator:
 
 # ----------------------------------------------------------------------- the checks
 def in_closure(fam: Family, param: str, values: np.ndarray) -> np.ndarray:
-    """Which values lie in the closure of ``param``'s domain (edges allowed)."""
+    """Which values lie in the closure of ``param``'s domain (edges allowed: 0 and +inf
+    for a positive parameter, the limits ν̂ = ∞ and size = ∞)."""
     kind = fam.domains[param].kind
     with np.errstate(invalid="ignore"):
         if kind == "positive":
-            return values >= 0
+            return values >= 0  # +inf included
         if kind == "unit":
             return (values >= 0) & (values <= 1)
     return np.isfinite(values)
@@ -205,12 +207,11 @@ def check_fitted(est: Estimator, x: np.ndarray, what: str) -> None:
     conv = np.asarray(est.converged_)
     assert conv.shape == (r,) and conv.dtype == bool, (what, conv.shape, conv.dtype)
     values, se = np.asarray(est.params_, float)[conv], np.asarray(est.se_, float)[conv]
-    bad = ~np.isfinite(values)
-    assert not bad.any(), f"{what}: converged replicates with non-finite estimates {values[bad]}"
     for j, param in enumerate(names):
         out = ~in_closure(est.model, param, values[:, j])
         assert not out.any(), f"{what}: {param} estimates outside its domain: {values[out, j]}"
-    bad = ~(np.isfinite(se) & (se >= 0))
+    # an estimate at +inf (ν̂ = ∞) has SE inf; every other converged estimate a finite SE
+    bad = ~((np.isfinite(se) & (se >= 0)) | (np.isposinf(values) & np.isposinf(se)))
     rows = np.flatnonzero(bad.any(axis=1))
     assert not rows.size, (
         f"{what}: {rows.size}/{conv.sum()} converged replicates with an SE that is not "
@@ -351,9 +352,12 @@ def test_edge_data(name, label, spec):
                     in_closure(est.model, p, values[i, j : j + 1])[0]
                     for j, p in enumerate(est.param_names_)
                 )
-                if not (np.isfinite(values[i]).all() and inside):
+                ok_se = (np.isfinite(se[i]) & (se[i] >= 0)) | (
+                    np.isposinf(values[i]) & np.isposinf(se[i])
+                )
+                if np.isnan(values[i]).any() or not inside:
                     problems.append(f"ok with an estimate outside the domain: {row}")
-                elif not (np.isfinite(se[i]) & (se[i] >= 0)).all() and not no_se(est, x[i]):
+                elif not ok_se.all() and not no_se(est, x[i]):
                     problems.append(f"ok with SE not finite >= 0: {row}")
             elif not (isinstance(reason[i], str) and reason[i]):
                 problems.append(f"failed without a reason: {row}")

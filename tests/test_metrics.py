@@ -224,7 +224,7 @@ def test_column_order_and_extended_columns():
     df = two_group_frame()
     out = performance(df, 2.0, by="estimator")
     assert list(out.columns) == ["estimator", *SUMMARY_COLUMNS]
-    assert len(SUMMARY_COLUMNS) == 19 and len(EXTENDED_COLUMNS) == 10
+    assert len(SUMMARY_COLUMNS) == 19 and len(EXTENDED_COLUMNS) == 12
     ext = performance(df, 2.0, by=["estimator"], extended=True)
     assert list(ext.columns) == ["estimator", *SUMMARY_COLUMNS, *EXTENDED_COLUMNS]
     plain = performance(df, 2.0)
@@ -295,13 +295,32 @@ def test_failures_excluded_and_counted():
         {
             "estimate": [1.0, 2.0, 4.0, 100.0, np.nan, np.inf],
             "se": [0.5, 1.0, 2.0, 1.0, 1.0, 1.0],
-            "converged": [True, True, True, False, True, True],
+            "converged": [True, True, True, False, True, False],
         }
     )
     out = performance(df, 2.0, crlb=0.5, extended=True).iloc[0]
     ref = performance(tiny_frame(), 2.0, crlb=0.5, extended=True).iloc[0]
     assert out["n_rep"] == 3 and out["n_failed"] == 3
     pd.testing.assert_series_equal(out.drop("n_failed"), ref.drop("n_failed"))
+
+
+def test_estimates_at_infinity_count_with_infinite_bias_and_mse():
+    """ν̂ = ∞ (an edge of the parameter space) is an estimate: it counts in n_rep, makes
+    bias and MSE infinite instead of leaving the finite subset, and its interval (SE inf)
+    misses every finite true value."""
+    df = pd.DataFrame(
+        {
+            "estimate": [4.0, 6.0, np.inf, np.inf, np.nan],
+            "se": [1.0, 1.0, np.inf, np.inf, 1.0],
+            "converged": [True, True, True, True, False],
+        }
+    )
+    out = performance(df, 5.0, crlb=0.5, extended=True).iloc[0]
+    assert out["n_rep"] == 4 and out["n_failed"] == 1 and out["n_inf"] == 2
+    assert out["bias"] == np.inf and out["mse"] == np.inf and out["rmse"] == np.inf
+    assert np.isnan(out["empse"]) and np.isnan(out["efficiency"]) and np.isnan(out["bias_mcse"])
+    assert out["coverage"] == 0.5 and out["n_se"] == 4  # 4 ± 1.96 and 6 ± 1.96 cover 5
+    assert out["median"] == np.inf  # the middle of 4, 6, inf, inf
 
 
 def test_converged_column_absent_or_renamed():
@@ -317,7 +336,7 @@ def test_all_failed_group_has_row_and_no_warnings():
         out = performance(df, 2.0, by="estimator", crlb=1.0, extended=True, reference="b")
     row = out.set_index("estimator").loc["a"]
     assert row["n_rep"] == 0 and row["n_failed"] == 3 and row["n_se"] == 0
-    counts = ("true_value", "n_rep", "n_failed", "n_se")
+    counts = ("true_value", "n_rep", "n_failed", "n_se", "n_inf")
     measures = [c for c in (*SUMMARY_COLUMNS, *EXTENDED_COLUMNS) if c not in counts]
     measures.remove("crlb")
     assert row[measures].isna().all()

@@ -290,6 +290,24 @@ class Family:
         return f"{type(self).__name__}()"
 
 
+def estimable(
+    family: Family, values: np.ndarray, names: tuple[str, ...] | None = None
+) -> np.ndarray:
+    """Rows of ``values`` (R, k) that are estimates: every entry finite, or +inf for a
+    positive parameter — the edge ν̂ = ∞ of a t (the normal limit) or size = ∞ of a
+    negative binomial (the Poisson limit) is an estimate, not a failure.
+
+    ``names`` are the k parameters of the columns (default: all of the family's).
+    """
+    names = family.params if names is None else names
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values)
+    for j, name in enumerate(names):
+        if family.domains[name].kind == "positive":
+            ok[:, j] |= np.isposinf(values[:, j])
+    return np.all(ok, axis=1)
+
+
 def fixed_mask(family: Family, fixed: Mapping[str, float] | None) -> np.ndarray:
     """Boolean mask of shape (p,) that is True for the free parameters."""
     fixed = fixed or {}

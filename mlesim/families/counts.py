@@ -12,10 +12,6 @@ from mlesim.families.smooth import SmoothFamily, check_fixed, fit_rows, newton_1
 
 #: iterates of size beyond this stop as boundary cases
 SIZE_MAX = 1e8
-SIZE_INFINITE = (
-    "boundary: size_hat = inf, the sample is not over-dispersed (variance <= mean) and "
-    "the likelihood increases towards the Poisson limit"
-)
 ALL_ZERO = "all counts zero: mu_hat = 0 is on the boundary"
 
 
@@ -39,10 +35,9 @@ class NegativeBinomial(SmoothFamily):
     is ½ Σ[(x − μ̂)² − x], so when the sample variance (divisor n) does not exceed the
     mean the likelihood increases all the way to the Poisson limit (and the finite
     maximum exists and is unique otherwise; Aragón, Eberly & Eberly 1992, Stat. Probab.
-    Lett. 15:375). Such a
-    replicate is reported as a **failure** with the reason "boundary: size_hat = inf …"
-    (μ̂ = x̄, r̂ = inf), as is one whose Newton iterate passes ``SIZE_MAX``. All-zero
-    samples fail too (μ̂ = 0).
+    Lett. 15:375). Such a replicate's estimate is size = inf (the Poisson limit, μ̂ = x̄)
+    — an estimate on the edge, converged — as is one whose Newton iterate passes
+    ``SIZE_MAX``. All-zero samples fail (μ̂ = 0 and the size unidentified).
     """
 
     provides = frozenset({"moments"})
@@ -139,10 +134,10 @@ class NegativeBinomial(SmoothFamily):
             status[over], n_iter[over] = res.status, res.n_iter
             reason[over] = res.reasons()
         boundary = status == optimize.BOUNDARY
-        r[boundary] = np.inf
-        reason[boundary] = SIZE_INFINITE
+        r[boundary] = np.inf  # the Poisson limit: an estimate on the edge, not a failure
+        reason[boundary] = ""
         reason[mu <= 0] = ALL_ZERO
-        conv = (status == optimize.CONVERGED) & (mu > 0)
+        conv = ((status == optimize.CONVERGED) | boundary) & (mu > 0)
         return np.column_stack([mu, r]), conv, n_iter, reason
 
     def moments_estimate(self, x):

@@ -21,10 +21,6 @@ from mlesim.families.smooth import Data, SmoothFamily, check_fixed, fit_rows, su
 #: iterates of nu beyond these limits stop as boundary cases (see StudentT)
 NU_MAX = 1e6
 NU_MIN = 1e-3
-NU_INFINITE = (
-    "boundary: nu_hat = inf, the likelihood increases towards the normal limit "
-    "(nu -> infinity) and has no finite maximum"
-)
 NU_ZERO = "boundary: nu_hat -> 0, degenerate fit"
 
 
@@ -82,21 +78,20 @@ class StudentT(SmoothFamily):
     sample kurtosis b₂ as 4 + 6/(b₂ − 3), clipped to [1.5, 50]), with a second start at
     ν = 1 for the replicates that fail from the first. Any parameter may be held fixed.
 
-    Boundary (ν̂ = ∞) — reported as a failure, not redrawn. In small samples the
-    likelihood often increases all the way to the normal limit ν → ∞, so there is no
-    finite maximum (about 45 % of samples of n = 20 from t₅; ~7 % at n = 100). The local
-    test: at the normal fit ∂ℓ/∂(1/ν) = (n/4)(b₂ − 3), so the likelihood rises towards
-    ν = ∞ whenever the sample kurtosis b₂ (divisor n) is below 3. With the iterates on
-    log ν such a replicate drifts upwards; when ν passes ``NU_MAX`` = 1e6, or when a
-    finite stationary point has a lower likelihood than the normal limit, the replicate
-    gets ``converged=False`` with the reason "boundary: nu_hat = inf …" (``MLE.reason_``
-    and the run's failures.csv), ν̂ = inf and (μ̂, σ̂) the normal-limit MLE (mean and
-    divisor-n SD). It is counted in ``n_failed`` and left out of the measures, which
-    therefore describe the MLE *conditional on a finite ν̂*; the failure share is part
-    of the result. (R's ``MASS::fitdistr`` errors on these samples; SimDesign redraws
-    them, which biases what it keeps.) A drift to ν < ``NU_MIN`` = 1e-3 is reported
-    likewise ("nu_hat -> 0, degenerate fit"). Hold ν fixed (``fixed: {nu: 5}``) to avoid
-    the boundary altogether.
+    Boundary (ν̂ = ∞) — an estimate on the edge, not a failure and not redrawn. In small
+    samples the likelihood often increases all the way to the normal limit ν → ∞, so
+    there is no finite maximum (about 45 % of samples of n = 20 from t₅; ~7 % at n = 100).
+    The local test: at the normal fit ∂ℓ/∂(1/ν) = (n/4)(b₂ − 3), so the likelihood rises
+    towards ν = ∞ whenever the sample kurtosis b₂ (divisor n) is below 3. With the
+    iterates on log ν such a replicate drifts upwards; when ν passes ``NU_MAX`` = 1e6, or
+    when a finite stationary point has a lower likelihood than the normal limit, the
+    estimate is ν̂ = inf with (μ̂, σ̂) the normal-limit MLE (mean and divisor-n SD),
+    converged — the supremum of the likelihood, as p̂ = 0 is for an all-tails coin. Its
+    μ̂ and σ̂ count in every measure; ν's row has infinite bias and MSE and reports the
+    share at the edge (summary_extended's ``n_inf``). (R's ``MASS::fitdistr`` errors on
+    these samples; SimDesign redraws them, which biases what it keeps.) A drift to
+    ν < ``NU_MIN`` = 1e-3 is a failure ("nu_hat -> 0, degenerate fit"). Hold ν fixed
+    (``fixed: {nu: 5}``) to avoid the boundary altogether.
 
     Numerics: log Γ((ν+1)/2) − log Γ(ν/2) is evaluated through its asymptotic series for
     large ν (:func:`_half_ratio`), so the likelihood stays smooth in ν up to ``NU_MAX``.
@@ -252,10 +247,10 @@ class StudentT(SmoothFamily):
         up = (status == optimize.BOUNDARY) & (theta[:, 2] > 1)
         down = (status == optimize.BOUNDARY) & ~up
         worse = conv & (ll_normal > ll_hat + 1e-10 * (1 + np.abs(ll_hat)))
-        inf = up | worse
+        inf = (up | worse) & (sigma_n > 0)
         theta[inf] = normal[inf]
-        conv = conv & ~inf
-        reason[inf] = NU_INFINITE
+        conv = (conv | inf) & ~down
+        reason[inf] = ""
         reason[down] = NU_ZERO
         return theta, conv, reason
 

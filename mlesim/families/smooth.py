@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from mlesim import optimize
-from mlesim.families.base import Domain, Family, FitResult, fixed_mask
+from mlesim.families.base import Domain, Family, FitResult, estimable, fixed_mask
 
 Data = dict[str, np.ndarray]
 
@@ -191,7 +191,7 @@ def fit_rows(family: Family, x: np.ndarray, fixed: dict, fit: Callable) -> FitRe
     for name, value in fixed.items():
         theta[:, family.index(name)] = value
     with np.errstate(invalid="ignore"):
-        bad = conv & ~np.all(np.isfinite(theta), axis=1)
+        bad = conv & ~estimable(family, theta)
     conv &= ~bad
     reason[bad] = "non-finite estimate"
     reason[conv] = ""

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlesim.config import StudySpec
 from mlesim.errors import ConfigError
+from mlesim.plots import pm
 from mlesim.scenarios import Scenario
 
 
@@ -70,6 +71,21 @@ def first_to_last(rows, value: str, mcse: str, digits: int) -> str:
     """``"v ± m at n = a → v ± m at n = b"`` from the first and last of ``rows`` (sorted by n)."""
     first, last = rows.iloc[0], rows.iloc[-1]
     return (
-        f"{first[value]:.{digits}f} ± {first[mcse]:.{digits}f} at n = {first['n']:g} → "
-        f"{last[value]:.{digits}f} ± {last[mcse]:.{digits}f} at n = {last['n']:g}"
+        f"{pm(first[value], first[mcse], digits)} at n = {first['n']:g} → "
+        f"{pm(last[value], last[mcse], digits)} at n = {last['n']:g}"
+    )
+
+
+def replicate_sets(summary) -> str:
+    """A caption fragment when the estimators in ``summary`` (one cell's rows) rest on
+    different numbers of replicates at some n ('' when they are like for like)."""
+    counts = summary.groupby(["n", "estimator"], sort=True, observed=True)["n_rep"].first()
+    differ = [n for n, per in counts.groupby(level="n") if per.nunique() > 1]
+    if not differ:
+        return ""
+    per = counts.loc[differ[0]]
+    listed = ", ".join(f"{est} {int(k)}" for est, k in per.items())
+    return (
+        f" Estimators rest on different replicate sets (n_rep at n = {differ[0]:g}: "
+        f"{listed}); compare=common puts them on the same ones."
     )

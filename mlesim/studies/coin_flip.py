@@ -134,7 +134,7 @@ def _coverage_figure(ctx):
         ax.plot(ns, exact, "-", color=f"C{i}", lw=1, label=f"p = {p:g}: exact")
         worst = r.loc[r["coverage"].idxmin()]
         notes.append(
-            f"p = {p:g}: {worst['coverage']:.3f} ± {worst['coverage_mcse']:.3f} "
+            f"p = {p:g}: {plots.pm(worst['coverage'], worst['coverage_mcse'])} "
             f"at n = {int(worst['n'])}"
         )
     ax.axhline(level, color="k", lw=0.8, ls="--", label=f"nominal {level:g}")

@@ -100,6 +100,21 @@ def _rmse_panel(ax, groups, ref, sd1, opts, level) -> list[str]:
     for i, (est, rows) in enumerate(groups.items()):
         mcse = analysis.rmse_mcse(rows["mse"], rows["mse_mcse"])
         plots.errorbars(ax, plots.dodge(rows["n"], i, len(groups)), rows["rmse"], mcse, est)
+        if np.isinf(rows["rmse"].to_numpy(float)).any():
+            at = ", ".join(f"{n:g}" for n in rows.loc[np.isinf(rows["rmse"]), "n"])
+            fragments.append(
+                f"{est} infinite at n = {at} (estimates at the edge, e.g. ν̂ = ∞: no slope)"
+            )
+            ax.text(
+                0.5,
+                0.9,
+                f"{est}: RMSE infinite at n = {at}\n(estimates at the edge)",
+                ha="center",
+                va="top",
+                transform=ax.transAxes,
+                fontsize=9,
+            )
+            continue
         fit, used = _fit(rows, opts["fit_min_n"], level)
         if math.isfinite(fit.slope):
             grid = np.geomspace(used.min(), used.max(), 50)
@@ -186,8 +201,11 @@ def _param_figure(ctx, cell, summary, reps, param):
         "P(|θ̂−θ| > δ) with "
         f"{label}; {plots.mcse_note()}"
     )
-    note = (
-        f"**{param}**{plots.cell_title(cell)}: RMSE " + "; ".join(rmse_notes) + " (expected −0.5)."
+    note = f"**{param}**{plots.cell_title(cell)}: RMSE " + "; ".join(rmse_notes)
+    note += (
+        " (expected −0.5)."
+        if any("slope" in f and "no slope" not in f for f in rmse_notes)
+        else "."
     )
     if exceed_notes:
         note += f" With {label}: " + "; ".join(exceed_notes) + "."

@@ -34,7 +34,12 @@ from mlesim import analysis, plots
 from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS, make_estimator
 from mlesim.families import get_family
-from mlesim.studies._common import cell_scenario, merged_options, misspecified_note
+from mlesim.studies._common import (
+    cell_scenario,
+    merged_options,
+    misspecified_note,
+    replicate_sets,
+)
 
 if TYPE_CHECKING:
     from mlesim.config import StudySpec
@@ -127,6 +132,16 @@ def _theory(ax, scen, param: str, ns: np.ndarray) -> dict[str, float]:
     return values
 
 
+def _undefined(rows) -> str:
+    """Why an estimator's efficiency is NaN in ``rows`` (its summary rows), in words."""
+    edge = np.isinf(rows["mean"].to_numpy(float))
+    if edge.any():
+        return "estimates at the edge, e.g. ν̂ = ∞: infinite variance; see the report"
+    if (rows["n_rep"] < 2).all():
+        return "fewer than two successful fits"
+    return "no Cramér–Rao bound here"
+
+
 def _panel(ax, summary, param, scen) -> list[str]:
     """Efficiency of each estimator of ``param``; returns note fragments."""
     groups = plots.by_estimator(summary, param)
@@ -137,11 +152,25 @@ def _panel(ax, summary, param, scen) -> list[str]:
         x = plots.dodge(rows["n"], i, len(groups))
         plots.errorbars(ax, x, rows["efficiency"], rows["efficiency_mcse"], est)
         last = rows.iloc[-1]
+        if not np.isfinite(last["efficiency"]):
+            why = _undefined(rows)
+            fragments.append(f"{est}: undefined at n = {last['n']:g} ({why})")
+            if not np.isfinite(rows["efficiency"]).any():
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"{est}: efficiency undefined\n({why})",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=9,
+                )
+            continue
         kind = scen.estimator_specs[est].get("kind")
         limit = 1.0 if kind == "mle" and not scen.misspecified else limits.get(kind, math.nan)
         text = f" (theory limit {limit:.4f})" if math.isfinite(limit) else ""
         fragments.append(
-            f"{est}: {last['efficiency']:.3f} ± {last['efficiency_mcse']:.3f} at "
+            f"{est}: {plots.pm(last['efficiency'], last['efficiency_mcse'])} at "
             f"n = {last['n']:g}{text}"
         )
     plots.label_axes(
@@ -174,7 +203,8 @@ def render(ctx: StudyContext) -> Rendered:
                 path,
                 f"Efficiency CRLB / Var(θ̂) = 1/(n I(θ) Var θ̂) against n"
                 f"{plots.cell_title(cell)} (above 1 is possible for a biased estimator: "
-                f"the bound holds for unbiased ones); {plots.mcse_note()}",
+                f"the bound holds for unbiased ones); {plots.mcse_note()}."
+                + replicate_sets(summary),
             )
         )
     gone = dropped(ctx.spec)

@@ -8,7 +8,7 @@ import numpy as np
 
 from mlesim import analysis, plots
 from mlesim.config import labels_of_kind
-from mlesim.studies._common import cell_scenario
+from mlesim.studies._common import cell_scenario, replicate_sets
 
 if TYPE_CHECKING:
     from mlesim.studies import Rendered, StudyContext
@@ -49,7 +49,10 @@ def _figure(ctx, cell: dict, summary, param: str):
         axes[0, 1], "sample size n", f"RMSE of {param}", title=title, logx=logx, logy=True
     )
     path = plots.save(fig, ctx.figdir / f"summary_{param}{plots.cell_suffix(cell)}.png")
-    caption = f"Bias and RMSE of {param}{plots.cell_title(cell)} against n; {plots.mcse_note()}"
+    caption = (
+        f"Bias and RMSE of {param}{plots.cell_title(cell)} against n; {plots.mcse_note()}."
+        + replicate_sets(summary[summary["param"] == param])
+    )
     return path, caption
 
 

@@ -169,9 +169,15 @@ def _n1_note(summary) -> str:
                 "replicates (left out, counted in n_failed)"
             )
         else:
+            spread = (
+                "no spread: every replicate gives the same value; empirical SE 0, its "
+                "Monte Carlo SEs undefined"
+                if not row["empse"] > 1e-12
+                else f"empirical SE {row['empse']:.3g}"
+            )
             parts.append(
-                f"`{row['estimator']}` has mean {row['mean']:.4g} and empirical SE "
-                f"{row['empse']:.3g} over {row['n_rep']} replicates"
+                f"`{row['estimator']}` has mean {row['mean']:.4g} over {row['n_rep']} "
+                f"replicates ({spread})"
             )
     return (
         "**n = 1.** With one observation the MLE σ̂² = (x − x̄)² = 0 in every replicate — "
@@ -187,5 +193,9 @@ def _table_note(df: pd.DataFrame | None) -> str:
     worst = np.nanmax(np.abs(df["z"].to_numpy()))
     return (
         "**Bias against exact theory** (z = (simulated − theory) / MCSE; |z| < 4 is "
-        f"agreement; largest |z| here: {worst:.2f}):\n\n" + markdown_table(df)
+        f"agreement; largest |z| here: {worst:.2f}). At each n the estimators' z are "
+        "equal (or opposite): every one of them is c·S + d of the same sum of squares "
+        "S = Σ(x − x̄)² of the same data sets (common random numbers), so their errors "
+        "against theory are the same multiple of one Monte Carlo error — not "
+        "independent checks:\n\n" + markdown_table(df)
     )
