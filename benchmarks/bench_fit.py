@@ -23,8 +23,9 @@ units of mlesim's standard error (the relative one is inflated for a location ne
 and for ν̂ in the hundreds, where the likelihood is flat to 1e-10); "loglik mlesim ≥
 scipy" counts the replicates where mlesim's log-likelihood is at least scipy's (to a
 relative 1e-9). Non-converged: mlesim's failures and its estimates at the edge (for the
-t: ν̂ = ∞, the normal limit, an estimate that scipy cannot return); for scipy an exception, a non-finite estimate, or (t) ν̂ > 1e6 —
-scipy's rendering of ν̂ = ∞ — counted in the subsample.
+t: ν̂ = ∞, the normal limit, an estimate that scipy cannot return); for scipy an
+exception, a non-finite estimate, or (t) ν̂ > 1e6 — scipy's rendering of ν̂ = ∞ —
+counted in the subsample.
 """
 
 from __future__ import annotations
