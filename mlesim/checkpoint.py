@@ -150,7 +150,7 @@ class ChunkStore:
             return True
         if not self.resume:
             return False
-        return self._read(task, fingerprint_only=True) is not None
+        return self._read(task) is not None  # the whole chunk: a damaged payload is redone
 
     def pending(self, tasks: Iterable[Task]) -> list[Task]:
         """The tasks whose chunk must still be computed, in the given order."""
@@ -185,6 +185,8 @@ class ChunkStore:
             yield self.load(task)
 
     def _read(self, task: Task, fingerprint_only: bool = False) -> dict | None:
+        """The chunk's arrays if its file holds the expected fingerprint and reads whole
+        (the zip's CRC checks every byte of the payload), else None."""
         expected = fingerprint(task)
         if self.root is None:
             fp, result = self._memory.get((task.key, task.chunk), (None, None))
@@ -203,6 +205,6 @@ class ChunkStore:
                 out = {name: rows[name] for name, _ in ROW_FIELDS}
                 out.update({name: fails[name] for name, _ in FAIL_FIELDS})
                 return out
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            log.debug("unreadable chunk %s is recomputed", path.name)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            log.warning("damaged chunk %s is recomputed (%s)", path.name, type(err).__name__)
             return None

@@ -220,7 +220,7 @@ def set_path(config: dict, key: str, value: Any) -> None:
 
 
 #: top-level keys whose values ``design`` may vary
-VARIABLE_ROOTS = ("truth", "contamination", "estimators", "confidence", "analysis", "model")
+VARIABLE_ROOTS = ("truth", "contamination", "estimators", "confidence", "model", "estimand")
 
 
 def variable_keys(config: dict) -> list[str]:
@@ -236,11 +236,12 @@ def check_design(config: dict) -> dict[str, list]:
         dkey = f"design.{key}"
         if key == "n":
             raise ConfigError(dkey, "sample sizes go in the top-level 'n' list")
-        if key.split(".")[0] in ("design", "runner", "seed", "replications", "name", "study"):
+        if key.split(".")[0] not in VARIABLE_ROOTS:  # applied per cell only for these
             raise ConfigError(
                 dkey,
-                "cannot vary this key; allowed: truth.*, model, contamination.*, "
-                "estimators.*, confidence, analysis.*",
+                "cannot vary this key per cell (it is one setting of the whole run; sweep it "
+                "with -m instead); allowed: truth.*, model, contamination.*, estimators.*, "
+                "confidence, estimand",
             )
         try:
             current = get_path(config, key)
@@ -251,7 +252,8 @@ def check_design(config: dict) -> dict[str, list]:
             raise ConfigError(dkey, f"{key!r} is not a single value and cannot be varied")
         if not isinstance(values, list) or not values:
             raise ConfigError(dkey, f"must be a non-empty list of values, got {values!r}")
-        if len(set(map(repr, values))) != len(values):
+        canon = [float(v) if _is_number(v) else repr(v) for v in values]  # 0 == 0.0
+        if len(set(canon)) != len(values):
             raise ConfigError(dkey, f"values must be distinct, got {values}")
     return design
 
@@ -392,6 +394,7 @@ def compile_conditions(
     out = []
     for cond in conditions:
         try:
+            check_scalars(cond.config)  # a design value is checked as strictly as the top level
             scen = Scenario.from_config(cond.config, n=cond.factors["n"], search_path=search_path)
             for label, spec in cond.config["estimators"].items():
                 try:

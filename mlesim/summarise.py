@@ -76,15 +76,21 @@ def summarise(
     common = common_mask(replicates, spec.factor_names)
     if spec["compare"] == "common":
         replicates = replicates.assign(converged=common)
-    out = performance(
-        attach_targets(replicates, tab, spec.factor_names),
-        "true_value",
-        by=keys,
-        level=spec["confidence"],
-        crlb="crlb",
-        reference=ref,
-        extended=extended,
-    )
+    table = attach_targets(replicates, tab, spec.factor_names)
+    parts = []
+    for level, rows in by_level(spec, table):  # a design over confidence: per cell
+        parts.append(
+            performance(
+                rows,
+                "true_value",
+                by=keys,
+                level=level,
+                crlb="crlb",
+                reference=ref,
+                extended=extended,
+            )
+        )
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     out = out.astype({k: object for k in ("estimator", "param")})
     order = tab[keys].reset_index(drop=True).reset_index(names="_order")
     out = out.merge(order, on=keys, how="left").sort_values("_order", kind="stable")
@@ -98,6 +104,15 @@ def summarise(
         counts = counts.astype({k: object for k in ("estimator", "param")})
         out = out.merge(counts, on=keys, how="left", validate="one_to_one")
     return out
+
+
+def by_level(spec: StudySpec, table: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
+    """(confidence level, rows) pairs: the whole table at ``confidence``, or — when the
+    design varies ``confidence`` (a factor column of that name) — each level's cells."""
+    if "confidence" not in spec.factor_names:
+        return [(spec["confidence"], table)]
+    levels = table["confidence"].to_numpy(dtype=float)
+    return [(float(v), table[levels == v]) for v in np.unique(levels)]
 
 
 def common_mask(replicates: pd.DataFrame, factor_names: list[str]) -> np.ndarray:

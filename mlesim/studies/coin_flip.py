@@ -31,6 +31,12 @@ def check(config: dict) -> None:
     if config["truth"]["family"] != "bernoulli":
         raise ConfigError("truth", "study coin_flip needs truth=bernoulli")
     require_kind(config, "mle", "coin_flip")
+    if "confidence" in (config.get("design") or {}):
+        raise ConfigError(
+            "design.confidence",
+            "study coin_flip draws one coverage figure at one level; allowed: set "
+            "confidence=<level> and sweep it with -m confidence=0.9,0.95",
+        )
     data = (config.get("analysis") or {}).get("data", OPTIONS["data"])
     if not isinstance(data, list) or not data or any(v not in (0, 1) for v in data):
         raise ConfigError("analysis.data", f"must be a non-empty list of 0/1 flips, got {data!r}")

@@ -171,7 +171,7 @@ def _exceed_panel(ax, table, groups, delta, sd1) -> list[str]:
 
 def _param_figure(ctx, cell, summary, reps, param):
     """One parameter's figure and its report note."""
-    opts, level = ctx.options, ctx.spec["confidence"]
+    opts, level = ctx.options, cell.get("confidence", ctx.spec["confidence"])
     groups = plots.by_estimator(summary, param)
     ref = _reference(groups, ctx.spec)
     sd1 = _sd_one(ref)
