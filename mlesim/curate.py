@@ -49,11 +49,20 @@ def copy_run(run: Path, dest: Path) -> None:
 
 
 def first_paragraphs(report: Path, limit: int = 3) -> list[str]:
-    """The bold-headed notes of a run report (its key numbers)."""
+    """The bold-headed notes of a run report (its key numbers), each with the table it
+    introduces when it ends with a colon."""
     if not report.exists():
         return []
     paras = report.read_text(encoding="utf-8").split("\n\n")
-    return [p.strip() for p in paras if p.startswith("**")][:limit]
+    out = []
+    for i, p in enumerate(paras):
+        if not p.startswith("**"):
+            continue
+        text = p.strip()
+        if text.endswith(":") and i + 1 < len(paras) and paras[i + 1].startswith("|"):
+            text += "\n\n" + paras[i + 1].strip()  # the table the note introduces
+        out.append(text)
+    return out[:limit]
 
 
 def build(root: Path = Path("experiments"), out: Path = Path("results")) -> Path:

@@ -38,7 +38,7 @@ from mlesim.chunks import (
 )
 from mlesim.config import StudySpec
 from mlesim.failures import fit_safely
-from mlesim.plugins import add_search_path
+from mlesim.plugins import add_search_path, adopt
 from mlesim.scenarios import Data, Scenario
 from mlesim.stopping import StopReport, sequential
 
@@ -69,6 +69,7 @@ def chunk_data(task: Task) -> tuple[Scenario, Data]:
     axis first, ``{"x": (stop − start, n)}`` for a family."""
     scen = task.condition.scenario
     add_search_path(scen.search_path)  # a worker imports the user's plugins from there
+    adopt(scen.local)  # and knows the objects handed over in Python
     ss = np.random.SeedSequence(task.seed, spawn_key=(task.key, task.chunk))
     return scen, scen.sample(ss, task.stop - task.start)
 

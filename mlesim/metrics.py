@@ -182,10 +182,14 @@ def _proportion(hits: np.ndarray) -> Pair:
 
 
 def _sample_var(x: np.ndarray) -> float:
-    """Sample variance ``sum((x_i - x_bar)**2) / (n - 1)`` of ``x`` (NaN if ``n < 2``)."""
+    """Sample variance ``sum((x_i - x_bar)**2) / (n - 1)`` of ``x`` (NaN if ``n < 2``);
+    exactly 0 when every entry is equal (the rounded mean would leave ~1e-32, and an
+    efficiency of 1e32 instead of inf)."""
     n = x.size
     if n < 2:
         return _NAN
+    if x.max() == x.min():
+        return 0.0
     return float(np.sum((x - x.mean()) ** 2) / (n - 1))
 
 
@@ -247,7 +251,7 @@ def bias(est: ArrayLike, true: float) -> Pair:
     if n == 0 or not math.isfinite(true):
         return _NAN_PAIR
     xbar = float(x.mean())
-    mcse = math.sqrt(np.sum((x - xbar) ** 2) / (n * (n - 1))) if n > 1 else _NAN
+    mcse = math.sqrt(_sample_var(x) / n) if n > 1 else _NAN  # Σ(x − x̄)² / (n(n − 1))
     return xbar - true, mcse
 
 
@@ -339,7 +343,7 @@ def mse(est: ArrayLike, true: float) -> Pair:
         return _NAN_PAIR
     sq = (x - true) ** 2
     value = float(sq.mean())
-    mcse = math.sqrt(np.sum((sq - value) ** 2) / (n * (n - 1))) if n > 1 else _NAN
+    mcse = math.sqrt(_sample_var(sq) / n) if n > 1 else _NAN  # Σ(sq − mse)² / (n(n − 1))
     return value, mcse
 
 

@@ -33,6 +33,7 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -64,6 +65,31 @@ class PluginContractError(ConfigError):
     run stops with one line naming the key, instead of failing every replicate."""
 
 
+#: prefix of the name of an object handed over in Python (``mlesim.run`` in a notebook)
+LOCAL = "local:"
+#: objects handed over in this process, by their ``local:`` name (filled by
+#: :func:`register_local` and, in a worker, from the scenario that carries them)
+_LOCAL_OBJECTS: dict[str, Any] = {}
+
+
+def register_local(obj: Any) -> str:
+    """Give a Python object (a function defined in a notebook, say) a ``local:`` name that
+    :func:`resolve` finds in this process; returns the name."""
+    name = f"{LOCAL}{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    _LOCAL_OBJECTS[name] = obj
+    return name
+
+
+def local_objects(names: list[str]) -> dict[str, Any]:
+    """The registered objects of ``names`` that are ``local:`` names (to carry to workers)."""
+    return {n: _LOCAL_OBJECTS[n] for n in names if n.startswith(LOCAL) and n in _LOCAL_OBJECTS}
+
+
+def adopt(objects: Mapping[str, Any]) -> None:
+    """Register objects a scenario carried into this (worker) process."""
+    _LOCAL_OBJECTS.update(objects)
+
+
 def add_search_path(path: str | None) -> None:
     """Put ``path`` (the run's working directory) first on ``sys.path`` if absent."""
     if path and path not in sys.path:
@@ -78,6 +104,14 @@ def resolve(target: Any, key: str, search_path: str | None = None) -> Any:
     ConfigError
         At ``key`` when ``target`` is not a dotted name or cannot be imported.
     """
+    if isinstance(target, str) and target.startswith(LOCAL):
+        if target not in _LOCAL_OBJECTS:
+            raise ConfigError(
+                key,
+                f"{target[len(LOCAL) :]} was handed over in Python and is not in this process; "
+                "allowed: an importable module.attr, or runner.n_jobs=1",
+            )
+        return _LOCAL_OBJECTS[target]
     if not isinstance(target, str) or "." not in target.strip("."):
         raise ConfigError(
             key, f"must be a dotted name module.attr, got {target!r}; allowed: e.g. mystudy.f"
@@ -116,7 +150,15 @@ def targets_in(config: Any) -> list[str]:
 
 
 def source_digest(target: str, search_path: str | None = None) -> str:
-    """SHA-256 of the source file of ``target``'s module ('' when it has no file)."""
+    """SHA-256 of the source file of ``target``'s module ('' when it has no file); for a
+    ``local:`` object, of its own source code."""
+    if target.startswith(LOCAL):
+        obj = _LOCAL_OBJECTS.get(target)
+        try:
+            text = inspect.getsource(obj)
+        except (TypeError, OSError):
+            text = repr(obj)
+        return hashlib.sha256(text.encode()).hexdigest()
     add_search_path(search_path)
     module_name = target.rpartition(".")[0]
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,14 @@ from scipy.integrate import tanhsinh
 from mlesim.errors import ConfigError
 from mlesim.estimators import Estimator, make_estimator
 from mlesim.families import Family, get_family
-from mlesim.plugins import TARGET, FreeParameters, Generator, resolve
+from mlesim.plugins import (
+    TARGET,
+    FreeParameters,
+    Generator,
+    local_objects,
+    resolve,
+    targets_in,
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ class Scenario:
     estimators (:class:`~mlesim.plugins.FreeParameters` for a generator without one);
     contamination : Contamination or None;  n : sample size;  estimand : "auto" |
     "truth" | "pseudo_true", or a mapping parameter → true value;  estimator_specs :
-    label → spec;  search_path : where plugin modules are imported from.
+    label → spec;  search_path : where plugin modules are imported from;  local : the
+    objects handed over in Python that its ``_target_`` names refer to.
     """
 
     truth: Family | Generator
@@ -59,12 +67,14 @@ class Scenario:
     estimand: str | dict
     estimator_specs: dict
     search_path: str | None = None
+    local: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(
         cls, config: dict[str, Any], n: int, search_path: str | None = None
     ) -> Scenario:
-        """Build from a plain configuration dict (one condition of the grid)."""
+        """Build from a plain configuration dict (one condition of the grid). Objects
+        handed over in Python (``local:`` targets) travel with the scenario."""
         truth, theta = _truth(config["truth"], search_path)
         estimand = config["estimand"]
         model = _model(config.get("model"), truth, estimand)
@@ -78,7 +88,8 @@ class Scenario:
                 f"{model.name}; use 'auto' or 'pseudo_true'",
             )
         specs = dict(config["estimators"])
-        return cls(truth, theta, model, cont, n, estimand, specs, search_path)
+        local = local_objects(targets_in(config))
+        return cls(truth, theta, model, cont, n, estimand, specs, search_path, local)
 
     @property
     def generated(self) -> bool:
