@@ -9,6 +9,7 @@ is wrong>; allowed: <values>``, exit status 2, and no result files.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -47,6 +48,14 @@ def refuse(line: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def _restore_finished_run(outdir: Path) -> None:
+    """Put back the ``.hydra/`` record of a finished run that a refused command's Hydra
+    overwrote (the pipeline keeps a copy in ``chunks/hydra``)."""
+    kept = outdir / "chunks" / "hydra"
+    if kept.is_dir():
+        shutil.copytree(kept, outdir / ".hydra", dirs_exist_ok=True)
+
+
 def _discard_empty_run_dir(outdir: Path) -> None:
     """Remove a run dir that holds only what Hydra wrote before validation failed.
 
@@ -60,6 +69,9 @@ def _discard_empty_run_dir(outdir: Path) -> None:
         parent = outdir.parent
         if parent.parent.name == "experiments" and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
+            top = parent.parent  # and experiments/ itself when the refused run made it
+            if top.is_dir() and not any(top.iterdir()):
+                top.rmdir()
 
 
 def task(cfg: DictConfig) -> None:
@@ -67,28 +79,70 @@ def task(cfg: DictConfig) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from mlesim.config import check_overrides
+    from mlesim.lock import RunDirInUse
     from mlesim.pipeline import run_pipeline
     from mlesim.study import validate
 
     hydra_cfg = HydraConfig.get()
     outdir = Path(hydra_cfg.runtime.output_dir)
     try:
+        check_run_dir(hydra_cfg)
+    except ConfigError as err:  # the run dir is the current directory: remove nothing else
+        refuse(str(err))
+    try:
         spec = validate(cfg)
         check_overrides(spec.config, list(hydra_cfg.overrides.task))
     except ConfigError as err:
+        _restore_finished_run(outdir)
         _discard_empty_run_dir(outdir)
         refuse(str(err))
     except OmegaConfBaseException as err:  # e.g. an interpolation to a missing key
+        _restore_finished_run(outdir)
         _discard_empty_run_dir(outdir)
         refuse(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
+    chunks = outdir / "chunks"
     try:
         run_pipeline(spec, outdir)
+    except RunDirInUse as err:  # another run's directory: touch nothing
+        _restore_finished_run(outdir)
+        refuse(str(err))
     except ConfigError as err:  # a plugin broke its contract for a whole chunk
-        chunks = outdir / "chunks"
         if chunks.is_dir() and not any(chunks.glob("*.npz")):  # nothing worth resuming
             shutil.rmtree(chunks, ignore_errors=True)
         _discard_empty_run_dir(outdir)
         refuse(str(err))
+    except KeyboardInterrupt:
+        saved = len(list(chunks.glob("*.npz"))) if chunks.is_dir() else 0
+        print(
+            f"mlesim: interrupted: {saved} finished chunk(s) are saved in {chunks}; run the same "
+            "command again to resume",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    except OSError as err:  # a read-only run directory, a full disk
+        saved = len(list(chunks.glob("*.npz"))) if chunks.is_dir() else 0
+        refuse(
+            f"hydra.run.dir: cannot write to {outdir} ({err.strerror or err}); {saved} finished "
+            "chunk(s) are kept for a resume; allowed: a writable directory with free space"
+        )
+
+
+def check_run_dir(hydra_cfg: DictConfig) -> None:
+    """Refuse an empty ``hydra.run.dir`` (Hydra would write the run into the current
+    directory, mixing it with whatever is there)."""
+    if hydra_cfg.mode is not None and str(hydra_cfg.mode).endswith("MULTIRUN"):
+        return
+    if not str(hydra_cfg.run.dir or "").strip() or str(hydra_cfg.run.dir).strip() == ".":
+        here = Path(hydra_cfg.runtime.output_dir)
+        shutil.rmtree(here / ".hydra", ignore_errors=True)  # what Hydra wrote for this run
+        log = here / f"{hydra_cfg.job.name}.log"
+        if log.is_file() and log.stat().st_size == 0:  # Hydra's, still empty: nothing of yours
+            log.unlink()
+        raise ConfigError(
+            "hydra.run.dir",
+            "is empty, which would write the run into the current directory; allowed: a "
+            "directory for this run, e.g. hydra.run.dir=experiments/my_run",
+        )
 
 
 def main() -> None:
@@ -108,10 +162,32 @@ def main() -> None:
         app()
     except (HydraException, OmegaConfBaseException) as err:
         refuse(hydra_error_line(err))
+    except AssertionError as err:  # Hydra's composition asserts on a key under a null group
+        if "Unexpected type for root" not in str(err):
+            raise
+        refuse(
+            "contamination: a key was set under a group that is null (no contamination, e.g. "
+            "contamination.fraction=0.1 alone); allowed: choose the group first, e.g. "
+            "contamination=outliers contamination.fraction=0.1"
+        )
     except OSError as err:
         if raised_in(err, task.__code__):  # the study itself failed: not an input error
             raise
+        if err.errno == errno.ENAMETOOLONG and "hydra/conf" in str(err.filename):
+            refuse(  # Hydra looked the key up as a config group file: not the run dir
+                "overrides: a key is too long to be a config name (an estimator label of "
+                f"{len(Path(str(err.filename)).name)} characters?); allowed: labels of a few "
+                "words, e.g. +estimators.med={kind:median}"
+            )
         refuse(run_dir_error_line(err))
+    except ValueError as err:  # Hydra's composition: e.g. contamination=null
+        if raised_in(err, task.__code__):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        refuse(
+            f"overrides: {first}; allowed: a group option such as contamination=outliers, or "
+            "~contamination to drop the group"
+        )
 
 
 if __name__ == "__main__":

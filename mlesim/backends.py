@@ -7,25 +7,69 @@ null, starts a LocalCluster of ``runner.dask.n_workers`` processes with one thre
 the end. With dask the cluster's size, not ``runner.n_jobs``, sets the parallelism.
 Results come back in completion order; the engine puts them in place by task, so the
 backend never changes the answer.
+
+loky workers die with the run: loky itself never notices that its parent is gone (a
+worker left behind by a ``kill -9`` of the run blocks for ever writing a result to the
+dead parent's pipe, or waits for work, and the idle timeout cannot end a blocked write),
+so the first chunk a worker runs starts a watchdog in it: a daemon thread that checks
+once a second that the worker's parent is still the process that started the run (its
+pid is taken in that process, before any work is sent, so a parent that died before the
+worker got going is noticed too) and otherwise ends the worker with ``os._exit``. Only
+the main process saves chunks, so a killed worker loses no saved result, and a resumed
+run recomputes whatever it had in hand. Nothing is started in the main process
+(``sequential``, ``n_jobs=1``, ``threading``), and what a chunk computes is unchanged.
+Parent death is seen through ``os.getppid()``, i.e. on POSIX systems.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from joblib import Parallel, delayed, parallel_config
 
+from mlesim.errors import ConfigError
+
 log = logging.getLogger("mlesim")
 
-#: seconds to wait for a dask scheduler or for a LocalCluster's workers
+#: seconds to wait for a LocalCluster's workers
 DASK_TIMEOUT = 60
+#: seconds to wait when joining a scheduler at runner.dask.address
+JOIN_TIMEOUT = 10
+
+
+#: seconds between two checks of a loky worker's parent
+PARENT_POLL = 1.0
+
+_watchdog: threading.Thread | None = None  # in a worker: its parent watchdog, once started
 
 
 def _indexed(func: Callable, i: int, item: Any) -> tuple[int, Any]:
     return i, func(item)
+
+
+def _orphan_watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(1)  # the run is gone: nobody will read this worker's results
+
+
+def _with_parent_watch(func: Callable, parent: int, item: Any) -> Any:
+    """``func(item)`` in a worker process of ``parent`` (the pid of the run's main
+    process), which is made to exit once ``parent`` is no longer its parent."""
+    global _watchdog
+    if _watchdog is None and os.getpid() != parent:
+        _watchdog = threading.Thread(
+            target=_orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
+        )
+        _watchdog.start()
+    return func(item)
 
 
 class Pool:
@@ -70,6 +114,7 @@ class Pool:
             return
         elif backend == "loky":
             config = {"backend": "loky", "inner_max_num_threads": 1}
+            func = functools.partial(_with_parent_watch, func, os.getpid())
         else:
             config = {"backend": backend}
         with parallel_config(**config):
@@ -96,7 +141,17 @@ def dask_client(dask: dict) -> Iterator[Any]:
         ) from err
     if dask.get("address"):
         log.info("joining the dask scheduler at %s", dask["address"])
-        with Client(dask["address"], timeout=DASK_TIMEOUT, set_as_default=False) as client:
+        try:
+            client = Client(dask["address"], timeout=JOIN_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConfigError(
+                "runner.dask.address",
+                f"cannot reach a dask scheduler at {dask['address']!r} within {JOIN_TIMEOUT} s "
+                f"({first}); allowed: the address of a running scheduler, e.g. "
+                "tcp://10.0.0.5:8786, or null for a LocalCluster",
+            ) from None
+        with client:
             yield client
         return
     with (

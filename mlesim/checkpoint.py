@@ -4,8 +4,8 @@ A chunk's results go to ``<run dir>/chunks/c<condition key>-<chunk>.npz`` in one
 step (:func:`mlesim.storage.atomic_write`): a reader sees the whole file or none. Each
 file carries a *fingerprint*, a SHA-256 of everything that determines its content — the
 condition's configuration (truth, model, contamination, estimator specs, design values),
-the seed, the condition key, the chunk index and bounds, the mlesim version, and the
-source of every plugin module the condition names (``_target_``). A run
+the seed, the condition key, the chunk index and bounds, the mlesim, numpy and scipy
+versions, and the source of every plugin module the condition names (``_target_``). A run
 with ``runner.resume=true`` skips a chunk whose file holds the expected fingerprint and
 recomputes one whose fingerprint differs (stale: made by another configuration).
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy
 
 from mlesim.plugins import source_digest, targets_in
 from mlesim.storage import atomic_write
@@ -98,6 +99,8 @@ def fingerprint(task: Task) -> str:
     content = {
         "format": FORMAT,
         "mlesim": mlesim_version(),
+        "numpy": np.__version__,  # a different version may change the streams or the fits
+        "scipy": scipy.__version__,
         "config": config,
         "factors": task.condition.factors,
         "seed": task.seed,

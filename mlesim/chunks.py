@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from mlesim.config import Condition, StudySpec
+from mlesim.errors import ConfigError
 
 #: replicates per chunk unless memory asks for fewer (never depends on the machine)
 DEFAULT_CHUNK = 1000
@@ -83,11 +85,69 @@ def plan(spec: StudySpec, replications: int | None = None) -> list[Task]:
     return [t for cond in spec.conditions for t in cell_tasks(spec, cond, reps)]
 
 
+#: most chunks a study may plan (10⁶ chunks of up to 1000 replicates: 10⁹ data sets)
+MAX_CHUNKS = 1_000_000
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_size(spec: StudySpec) -> None:
+    """Refuse, before any work, a study this machine cannot hold or mlesim cannot plan:
+    one data set larger than the memory (``WORKING_BYTES`` per observation while it is
+    simulated and fitted), or more than ``MAX_CHUNKS`` chunks.
+
+    Raises
+    ------
+    ConfigError
+        At ``n`` or ``replications``, with the estimate and what is allowed.
+    """
+    memory = machine_memory()
+    biggest = max(c.factors["n"] for c in spec.conditions)
+    if memory and WORKING_BYTES * biggest > memory:
+        most = memory // WORKING_BYTES
+        raise ConfigError(
+            "n",
+            f"one data set of n = {biggest} needs about {WORKING_BYTES * biggest / 2**30:.0f} GiB "
+            f"while it is fitted, more than this machine's {memory / 2**30:.0f} GiB; allowed: "
+            f"n up to about {most:.3g}",
+        )
+    reps = spec["replications"]
+    if reps == "auto":
+        reps = spec["stopping"]["max_replications"]
+    total = sum(-(-reps // chunk_size(c.factors["n"], spec["runner"])) for c in spec.conditions)
+    if total > MAX_CHUNKS:
+        raise ConfigError(
+            "replications",
+            f"{reps} replications in {len(spec.conditions)} cell(s) make {total:.3g} chunks, "
+            f"more than mlesim plans ({MAX_CHUNKS:.0e}); allowed: fewer replications or cells",
+        )
+
+
+def _same_factors(have: dict, given: dict) -> bool:
+    """Whether ``given`` names the cell ``have``: the same keys, values equal as numbers
+    where both are numbers (failures.csv read back by pandas may turn 10 into 10.0)."""
+    if set(have) != set(given):
+        return False
+    for key, value in have.items():
+        other = given[key]
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (value, other)
+        )
+        if not (float(value) == float(other) if numbers else value == other):
+            return False
+    return True
+
+
 def locate(spec: StudySpec, factors: dict, replicate: int) -> tuple[Task, int]:
     """The chunk task holding ``replicate`` of the cell with ``factors``, and its row."""
     plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in factors.items()}
-    wanted = condition_key(plain)
-    conds = [c for c in spec.conditions if condition_key(c.factors) == wanted]
+    conds = [c for c in spec.conditions if _same_factors(c.factors, plain)]
     if not conds:
         have = [c.factors for c in spec.conditions]
         raise KeyError(f"no condition with factors {factors}; the study has {have}")

@@ -273,8 +273,8 @@ def check_runner(runner: dict) -> None:
     if runner["chunk_size"] is not None:
         check_int(runner["chunk_size"], "runner.chunk_size", 1)
     mb = runner["max_chunk_mb"]
-    if not _is_number(mb) or not mb > 0:
-        raise ConfigError("runner.max_chunk_mb", f"must be a number > 0, got {mb!r}")
+    if not _is_number(mb) or not 0 < mb < float("inf"):
+        raise ConfigError("runner.max_chunk_mb", f"must be a finite number > 0, got {mb!r}")
 
 
 def check_stopping(config: dict) -> None:
@@ -406,6 +406,7 @@ def compile_conditions(
                         f"estimators.{label}",
                         f"cannot build it from {spec!r} ({err}); allowed: {{kind: ..., options}}",
                     ) from err
+            scen.check_draws()
             scen.check_estimand()
             scen.check_estimators()
         except ConfigError as err:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from mlesim.checkpoint import ChunkStore
 from mlesim.config import StudySpec
 from mlesim.engine import run_study
 from mlesim.failures import warning_line
+from mlesim.lock import run_lock
 from mlesim.report import caveats, write_report
 from mlesim.storage import write_csv, write_parquet, write_text
 from mlesim.studies import render_study
@@ -29,9 +31,22 @@ def run_pipeline(spec: StudySpec, outdir: Path, progress: bool | None = None) ->
     -------
     dict with the ``replicates``, ``summary`` and ``failures`` tables, the ``figures``
     written and the :class:`~mlesim.engine.Simulation` as ``simulation``.
+
+    Raises
+    ------
+    RunDirInUse
+        Another run holds the directory (:func:`mlesim.lock.run_lock`).
     """
     outdir = Path(outdir)
+    with run_lock(outdir):  # one run at a time in a run directory
+        return _run(spec, outdir, progress)
+
+
+def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
+    """:func:`run_pipeline` under the run directory's lock."""
     progress = spec["runner"]["progress"] if progress is None else progress
+    for tmp in [*outdir.glob(".*.tmp"), *outdir.glob("figures/.*.tmp")]:  # a killed writer's
+        tmp.unlink(missing_ok=True)
     chunks = outdir / "chunks"
     store = ChunkStore(chunks, resume=spec["runner"]["resume"])
     write_text(chunks / "config.json", json.dumps(spec.config, indent=1, default=repr))
@@ -58,6 +73,8 @@ def run_pipeline(spec: StudySpec, outdir: Path, progress: bool | None = None) ->
         if not note.startswith("**Estimators on different replicate sets"):
             log.warning(note.split("**")[1] + " See report.md.")
     write_report(outdir / "report.md", spec, summary, figures, notes + warned)
+    if (outdir / ".hydra").is_dir():  # a record a refused command later cannot overwrite
+        shutil.copytree(outdir / ".hydra", chunks / "hydra", dirs_exist_ok=True)
     log.info("results in %s", outdir)
     return {
         "replicates": replicates,

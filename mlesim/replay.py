@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from mlesim.checkpoint import ChunkStore
 from mlesim.config import StudySpec
 from mlesim.engine import chunk_data, locate
 from mlesim.failures import fit_safely
@@ -74,6 +75,12 @@ def replay(run_dir: str | Path, factors: dict, estimator: str, replicate: int) -
     """
     spec = read_spec(run_dir)
     task, row = locate(spec, factors, replicate)
+    if not ChunkStore(Path(run_dir) / "chunks").done(task):
+        raise ValueError(
+            f"the chunk of replicate {replicate} in {run_dir} was not made by the configuration "
+            "recorded there (the directory was reused by another run): replay would "
+            "regenerate different data; replay from the run directory that made it"
+        )
     scen, data = chunk_data(task)
     labels = [e.label for e in scen.estimators()]
     if estimator not in labels:

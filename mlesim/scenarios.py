@@ -226,6 +226,35 @@ class Scenario:
                 "and support cover the data, e.g. the truth's own family",
             )
 
+    def check_draws(self) -> None:
+        """Refuse parameters inside the documented domain whose draws overflow floating
+        point (``lam=1e300``, a negative binomial ``size=1e-300``, an exponential
+        ``rate=1e-320`` whose draws are inf): 64 probe draws must be finite.
+
+        Raises
+        ------
+        ConfigError
+            At ``truth.params`` (or ``contamination.params``).
+        """
+        parts = [] if self.generated else [("truth.params", self.truth, self.theta)]
+        if self.contamination is not None:
+            c = self.contamination
+            parts.append(("contamination.params", c.family, c.theta))
+        for key, family, theta in parts:
+            try:
+                with np.errstate(all="ignore"):
+                    draws = family.sample(np.random.default_rng(0), theta, (8, 8))
+                bad = not np.all(np.isfinite(draws))
+                why = "draws are not finite numbers"
+            except (ValueError, OverflowError) as err:
+                bad, why = True, f"numpy cannot draw them ({err})"
+            if bad:
+                raise ConfigError(
+                    key,
+                    f"{family.name}{family.as_dict(theta)}: {why}; allowed: values whose "
+                    "draws stay within floating point",
+                )
+
     def _check_explicit_estimand(self) -> None:
         """Every parameter an estimator estimates has a value in the estimand mapping."""
         for est in self.estimators():

@@ -14,6 +14,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from mlesim import config
+from mlesim.chunks import check_size
 from mlesim.config import StudySpec
 from mlesim.studies import check_study
 
@@ -24,6 +25,9 @@ def validate(cfg: DictConfig | dict) -> StudySpec:
     Raises
     ------
     ConfigError
-        The first offending key, with what is allowed.
+        The first offending key, with what is allowed; a study too large for this
+        machine (:func:`mlesim.chunks.check_size`).
     """
-    return config.validate(cfg, study_check=check_study)
+    spec = config.validate(cfg, study_check=check_study)
+    check_size(spec)
+    return spec

@@ -268,6 +268,64 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "estimators.m.kind",
         r"needs the data's mean, which does not exist .* allowed: .*median",
     ),
+    # issue 13: what a fuzz campaign broke (one line, not a traceback)
+    (
+        "fraction-without-contamination",
+        ["contamination.fraction=0.1"],
+        "contamination",
+        r"choose the group first, e\.g\. contamination=outliers",
+    ),
+    ("max-chunk-mb-inf", ["runner.max_chunk_mb=inf"], "runner.max_chunk_mb", r"finite number"),
+    (
+        "histogram-n-not-a-list",
+        ["experiment=coin_flip", "analysis.histogram_n=5"],
+        "analysis.histogram_n",
+        r"allowed: e\.g\. \[3, 10, 100\]",
+    ),
+    ("run-dir-empty", ["hydra.run.dir="], "hydra.run.dir", r"allowed: a directory"),
+    (
+        "lam-overflows",
+        ["truth=poisson", "truth.params.lam=1e300"],
+        "truth.params",
+        r"allowed: values whose draws stay within floating point",
+    ),
+    (
+        "size-underflows",
+        ["truth=negative_binomial", "truth.params.size=1e-300"],
+        "truth.params",
+        r"allowed: values whose draws",
+    ),
+    (
+        "rate-gives-inf-draws",
+        ["truth=exponential", "truth.params.rate=1e-320"],
+        "truth.params",
+        r"draws are not finite",
+    ),
+    (
+        "too-many-replications",
+        ["replications=1000000000000000"],
+        "replications",
+        r"chunks, more than mlesim plans .* allowed: fewer",
+    ),
+    ("n-beyond-memory", ["n=[1000000000]"], "n", r"allowed: n up to about"),
+    (
+        "dask-address-unreachable",
+        ["runner.backend=dask", "runner.dask.address=tcp://127.0.0.1:1", "n=[5]"],
+        "runner.dask.address",
+        r"cannot reach a dask scheduler .* within 10 s .* allowed: the address of a running",
+    ),
+    (
+        "label-too-long",
+        ["+estimators." + "a" * 300 + "={kind:mean}"],
+        "overrides",
+        r"too long to be a config name .* allowed: labels of a few words",
+    ),
+    (
+        "group-set-to-null",
+        ["contamination=null"],
+        "overrides",
+        r"allowed: a group option such as contamination=outliers",
+    ),
 ]
 
 #: run as real subprocesses too (each costs ~1.5 s)
@@ -414,8 +472,7 @@ def test_failed_validation_in_default_layout_leaves_no_empty_dirs(tmp_path, monk
     experiments/<name>/ with it when it is left empty."""
     code, _, err = run_in_process(["seed=-1", "name=badrun"], tmp_path, monkeypatch, capsys)
     assert code == 2 and err.startswith(f"{PREFIX}seed: ")
-    experiments = tmp_path / "experiments"
-    assert not experiments.exists() or not any(experiments.iterdir())
+    assert not (tmp_path / "experiments").exists()  # not even an empty experiments/
 
 
 def test_valid_run_succeeds_without_an_error_line(tmp_path, monkeypatch, capsys):

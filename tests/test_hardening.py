@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pandas as pd
@@ -75,3 +76,107 @@ def test_a_damaged_chunk_is_recomputed_with_a_warning(tmp_path, caplog):
     np.testing.assert_array_equal(
         pd.read_parquet(run / "replicates.parquet")["estimate"], whole["estimate"]
     )
+
+
+def _cli(cwd, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "mlesim", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_refused_command_leaves_a_finished_run_untouched(tmp_path):
+    run = tmp_path / "run"
+    assert _cli(tmp_path, "n=[5]", "replications=40", f"hydra.run.dir={run}").returncode == 0
+    before = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+    refused = _cli(tmp_path, "n=[5]", "truth.params.sigma2=-1", f"hydra.run.dir={run}")
+    assert refused.returncode == 2 and refused.stderr.startswith("mlesim: error: truth.params")
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == before
+    assert (run / "summary.csv").is_file()
+
+
+def test_replay_refuses_a_chunk_made_by_another_configuration(tmp_path):
+    from mlesim.replay import replay
+
+    run = tmp_path / "run"
+    assert _cli(tmp_path, "n=[5]", "replications=40", f"hydra.run.dir={run}").returncode == 0
+    assert replay(run, {"n": 5.0}, "mle", 3).data["x"].shape == (5,)  # 5.0 finds n = 5
+    # a later run into the same directory with another truth rewrites the chunks
+    later = _cli(tmp_path, "n=[5]", "replications=40", "truth.params.mu=3", f"hydra.run.dir={run}")
+    assert later.returncode == 0
+    saved = run / "chunks" / "config.json"  # as a killed later run would leave it: the
+    text = saved.read_text()  # first run's record beside the later run's chunks
+    assert '"mu": 3' in text
+    saved.write_text(text.replace('"mu": 3', '"mu": 0.0'))
+    with pytest.raises(ValueError, match="not made by the configuration recorded there"):
+        replay(run, {"n": 5}, "mle", 3)
+
+
+def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".summary.csv.abc.tmp").write_text("half")
+    (run / "figures").mkdir()
+    (run / "figures" / ".x.png.def.tmp").write_text("half")
+    spec = study_spec(_config(), n=[5], replications=20)
+    run_pipeline(spec, run, progress=False)
+    assert not list(run.glob(".*.tmp")) and not list((run / "figures").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("module", ["numpy", "scipy"])
+def test_the_fingerprint_holds_numpy_and_scipy_versions(module, monkeypatch):
+    """A different numpy or scipy may change the streams or the fits: a resume under
+    another version recomputes instead of mixing."""
+    import importlib
+
+    from mlesim import checkpoint
+    from mlesim.engine import plan
+
+    task = plan(study_spec(_config(), n=[5], replications=20))[0]
+    before = checkpoint.fingerprint(task)
+    assert checkpoint.fingerprint(task) == before
+    monkeypatch.setattr(importlib.import_module(module), "__version__", "0.0.0")
+    assert checkpoint.fingerprint(task) != before
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = ["n=[2000]", "replications=100000", "runner.chunk_size=50", "runner.progress=false"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlesim", *args, f"hydra.run.dir={run}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(list((run / "chunks").glob("*.npz"))) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("mlesim: interrupted: "), lines
+    assert "run the same command again to resume" in lines[0]
+
+
+def test_a_second_run_into_a_busy_directory_is_refused(tmp_path):
+    from mlesim.lock import run_lock
+
+    spec = study_spec(_config(), n=[5], replications=20)
+    with run_lock(tmp_path / "run"), pytest.raises(ConfigError) as info:
+        run_pipeline(spec, tmp_path / "run", progress=False)
+    assert info.value.key == "hydra.run.dir" and f"pid {os.getpid()}" in info.value.message

@@ -37,6 +37,16 @@ def check(config: dict) -> None:
             "study coin_flip draws one coverage figure at one level; allowed: set "
             "confidence=<level> and sweep it with -m confidence=0.9,0.95",
         )
+    hist = (config.get("analysis") or {}).get("histogram_n", OPTIONS["histogram_n"])
+    if (
+        not isinstance(hist, list)
+        or not hist
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hist)
+    ):
+        raise ConfigError(
+            "analysis.histogram_n",
+            f"must be a non-empty list of sample sizes, got {hist!r}; allowed: e.g. [3, 10, 100]",
+        )
     data = (config.get("analysis") or {}).get("data", OPTIONS["data"])
     if not isinstance(data, list) or not data or any(v not in (0, 1) for v in data):
         raise ConfigError("analysis.data", f"must be a non-empty list of 0/1 flips, got {data!r}")
