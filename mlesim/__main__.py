@@ -170,6 +170,9 @@ def main() -> None:
             "contamination.fraction=0.1 alone); allowed: choose the group first, e.g. "
             "contamination=outliers contamination.fraction=0.1"
         )
+    except BrokenPipeError:  # e.g. `mlesim --help | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except OSError as err:
         if raised_in(err, task.__code__):  # the study itself failed: not an input error
             raise
