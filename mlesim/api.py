@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from mlesim.config import StudySpec, register_schema
+from mlesim.errors import ConfigError
 from mlesim.plugins import TARGET, register_local
 from mlesim.study import validate
 
@@ -92,14 +93,23 @@ class Results:
 
 
 def compose_config(experiment: str | None = None, overrides: Sequence[str] = ()) -> dict:
-    """The configuration the command line would compose, as plain containers."""
+    """The configuration the command line would compose, as plain containers; a bad
+    override raises :class:`ConfigError` with the command line's one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     from mlesim.__main__ import config_dir
+    from mlesim.error_lines import hydra_error_line
 
     register_schema()
     wanted = ([f"experiment={experiment}"] if experiment else []) + list(overrides)
-    with initialize_config_dir(version_base="1.3", config_dir=config_dir()):
-        cfg = compose("config", overrides=wanted)
-    return OmegaConf.to_container(cfg, resolve=True)
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=config_dir()):
+            cfg = compose("config", overrides=wanted)
+        return OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:  # as the command line says it
+        key, _, message = hydra_error_line(err).partition(": ")
+        raise ConfigError(key, message or key) from None
 
 
 def _hand_over(value: Any) -> Any:

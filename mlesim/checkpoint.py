@@ -93,14 +93,15 @@ def mlesim_version() -> str:
         return "unknown"
 
 
-def fingerprint(task: Task) -> str:
-    """SHA-256 (hex) of everything that determines the content of ``task``'s chunk."""
+def fingerprint(task: Task, versions: bool = True) -> str:
+    """SHA-256 (hex) of everything that determines the content of ``task``'s chunk;
+    ``versions=False`` leaves out the mlesim, numpy and scipy versions (the configuration
+    alone, which :func:`mlesim.replay.replay` checks)."""
     config = {k: v for k, v in task.condition.config.items() if k not in IGNORED_KEYS}
-    content = {
-        "format": FORMAT,
-        "mlesim": mlesim_version(),
-        "numpy": np.__version__,  # a different version may change the streams or the fits
-        "scipy": scipy.__version__,
+    content: dict = {"format": FORMAT}
+    if versions:  # a different version may change the streams or the fits
+        content.update(mlesim=mlesim_version(), numpy=np.__version__, scipy=scipy.__version__)
+    content |= {
         "config": config,
         "factors": task.condition.factors,
         "seed": task.seed,
@@ -110,6 +111,8 @@ def fingerprint(task: Task) -> str:
         "stop": task.stop,
     }
     scen = task.condition.scenario
+    if scen is not None:  # the parameters' order (an estimand mapping's keys) sets columns
+        content["params"] = list(scen.model.params)
     plugins = targets_in(task.condition.config)
     if plugins:  # an edited plugin module makes its chunks stale
         path = scen.search_path if scen is not None else None
@@ -171,9 +174,34 @@ class ChunkStore:
 
         def _write(tmp: str) -> None:
             with open(tmp, "wb") as fh:
-                np.savez(fh, fingerprint=np.asarray(fp), rows=rows, fails=fails)
+                np.savez(
+                    fh,
+                    fingerprint=np.asarray(fp),
+                    config_fingerprint=np.asarray(fingerprint(task, versions=False)),
+                    rows=rows,
+                    fails=fails,
+                )
 
         atomic_write(self.path(task), _write)
+
+    def provenance(self, task: Task) -> str:
+        """Who made ``task``'s chunk file: ``"same"`` (this configuration and versions),
+        ``"version"`` (this configuration, other mlesim/numpy/scipy versions),
+        ``"other"`` (another configuration), ``"unknown"`` (a file without the
+        configuration's fingerprint) or ``"missing"`` (no file, e.g. chunks/ deleted)."""
+        path = self.path(task)
+        if path is None or not path.is_file():
+            return "missing"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["fingerprint"]) == fingerprint(task):
+                    return "same"
+                if "config_fingerprint" not in data.files:
+                    return "unknown"
+                same = str(data["config_fingerprint"]) == fingerprint(task, versions=False)
+                return "version" if same else "other"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return "unknown"
 
     def load(self, task: Task) -> dict[str, np.ndarray]:
         """The stored result of ``task``; KeyError if absent or stale."""

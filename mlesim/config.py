@@ -252,6 +252,12 @@ def check_design(config: dict) -> dict[str, list]:
             raise ConfigError(dkey, f"{key!r} is not a single value and cannot be varied")
         if not isinstance(values, list) or not values:
             raise ConfigError(dkey, f"must be a non-empty list of values, got {values!r}")
+        if any(v is None for v in values):
+            raise ConfigError(
+                dkey,
+                f"values must not be null, got {values}; allowed: named values (for the "
+                "truth's own family as the model, name it: model=[normal, student_t])",
+            )
         canon = [float(v) if _is_number(v) else repr(v) for v in values]  # 0 == 0.0
         if len(set(canon)) != len(values):
             raise ConfigError(dkey, f"values must be distinct, got {values}")

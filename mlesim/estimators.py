@@ -458,7 +458,14 @@ class PluginEstimator(Estimator):
                 self.inner = obj(model, label=self.label, **self.kwargs)
             except TypeError as err:
                 raise ConfigError(f"{self.key}", f"cannot build {self.target}: {err}") from None
-            names = list(self.inner.param_names_) if names is None else names
+            inner = list(self.inner.param_names_)
+            if names is not None and list(names) != inner:
+                raise ConfigError(
+                    f"{self.key}.params",
+                    f"{self.target} estimates {inner}, in that order; allowed: leave params "
+                    f"out, or params: {inner}",
+                )
+            names = inner
         elif callable(obj):
             self.inner = None
         else:
@@ -491,6 +498,14 @@ class PluginEstimator(Estimator):
     @property
     def se_min_n(self) -> int:
         return 1 if self.inner is None else self.inner.se_min_n
+
+    @property
+    def held_fixed(self) -> dict[str, float]:
+        return {} if self.inner is None else self.inner.held_fixed
+
+    @property
+    def moments_needed(self) -> int:
+        return 0 if self.inner is None else self.inner.moments_needed
 
     def fit(self, data: np.ndarray | Mapping[str, np.ndarray]) -> PluginEstimator:
         """Fit the chunk ``data``; sets ``params_``, ``se_``, ``converged_``, ``n_iter_``

@@ -81,7 +81,11 @@ def warning_line(failures: pd.DataFrame, summary: pd.DataFrame, factor_names: li
         f"{len(failures)} replicate fit(s) failed and were left out of the measures "
         f"(n_failed in summary.csv; reasons and replay info in failures.csv) — " + "; ".join(parts)
     )
-    empty = summary[(summary["n_rep"] == 0) & (summary["n_failed"] > 0)]
+    own = failures.groupby([*factor_names, "estimator"], observed=True, dropna=False).size()
+    total = summary["n_rep"] + summary["n_failed"]  # the cell's replicates, in either compare
+    keys = list(zip(*(summary[k] for k in [*factor_names, "estimator"]), strict=True))
+    failed = np.array([own.get(k if len(k) > 1 else k[0], 0) for k in keys])
+    empty = summary[(failed >= total) & (total > 0)]  # the estimator's own fits all failed
     if not empty.empty:
         cells = [
             " ".join(f"{k}={row[k]}" for k in factor_names) + f" {row['estimator']}/{row['param']}"

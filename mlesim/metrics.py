@@ -206,10 +206,11 @@ def _empse_mcse_kurtosis(x: np.ndarray, s: float) -> float:
 
     ``k = sum((x_i - x_bar)**4) / (K s**4)`` (sample kurtosis), ``Var(s**2) ~
     s**4 (k - 1) / K`` and, by the delta method, ``mcse = s sqrt((k - 1) / (4 K))``.
-    NaN when ``s == 0`` or ``k < 1`` (a negative variance estimate, tiny samples).
+    0 when ``s == 0`` (constant estimates: the SD is exactly 0, with no Monte Carlo
+    error); NaN when ``k < 1`` (a negative variance estimate, tiny samples).
     """
     if s == 0:
-        return _NAN
+        return 0.0
     k = float(np.sum((x - x.mean()) ** 4)) / (x.size * s**4)
     return s * math.sqrt((k - 1.0) / (4.0 * x.size)) if k >= 1 else _NAN
 

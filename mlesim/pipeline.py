@@ -42,12 +42,21 @@ def run_pipeline(spec: StudySpec, outdir: Path, progress: bool | None = None) ->
         return _run(spec, outdir, progress)
 
 
+def keep_record(outdir: Path) -> None:
+    """Copy Hydra's record of this run (``.hydra/``, written just before the run) to
+    ``chunks/hydra``: a command refused later — by validation or by the lock, after its
+    Hydra has already rewritten ``.hydra/`` — gets the run's own record put back."""
+    if (outdir / ".hydra").is_dir():
+        shutil.copytree(outdir / ".hydra", outdir / "chunks" / "hydra", dirs_exist_ok=True)
+
+
 def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     """:func:`run_pipeline` under the run directory's lock."""
     progress = spec["runner"]["progress"] if progress is None else progress
     for tmp in [*outdir.glob(".*.tmp"), *outdir.glob("figures/.*.tmp")]:  # a killed writer's
         tmp.unlink(missing_ok=True)
     chunks = outdir / "chunks"
+    keep_record(outdir)
     store = ChunkStore(chunks, resume=spec["runner"]["resume"])
     write_text(chunks / "config.json", json.dumps(spec.config, indent=1, default=repr))
     sim = run_study(spec, store, progress=progress)
@@ -71,10 +80,10 @@ def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     warned = caveats(extended, spec.factor_names, spec["compare"])
     for note in warned:  # (the failure line above already speaks of the replicate sets)
         if not note.startswith("**Estimators on different replicate sets"):
-            log.warning(note.split("**")[1] + " See report.md.")
+            log.warning(note.split("**")[1].rstrip(".") + ". See report.md.")
     write_report(outdir / "report.md", spec, summary, figures, notes + warned)
-    if (outdir / ".hydra").is_dir():  # a record a refused command later cannot overwrite
-        shutil.copytree(outdir / ".hydra", chunks / "hydra", dirs_exist_ok=True)
+    if (chunks / "hydra").is_dir():  # this run's record, whatever a refused command wrote
+        shutil.copytree(chunks / "hydra", outdir / ".hydra", dirs_exist_ok=True)
     log.info("results in %s", outdir)
     return {
         "replicates": replicates,

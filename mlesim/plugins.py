@@ -75,7 +75,8 @@ _LOCAL_OBJECTS: dict[str, Any] = {}
 def register_local(obj: Any) -> str:
     """Give a Python object (a function defined in a notebook, say) a ``local:`` name that
     :func:`resolve` finds in this process; returns the name."""
-    name = f"{LOCAL}{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    label = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+    name = f"{LOCAL}{label}#{id(obj):x}"  # unique: two lambdas or closures share a qualname
     _LOCAL_OBJECTS[name] = obj
     return name
 
@@ -259,8 +260,19 @@ def call_vectorized(
     se = np.full((rows, k), np.nan) if se is None else as_columns(se, rows, k, "the se")
     if conv is not None and np.shape(conv) != (rows,):
         raise ShapeError(f"converged has shape {np.shape(conv)}, expected ({rows},)")
-    conv = np.ones(rows, bool) if conv is None else np.asarray(conv, bool)
+    conv = np.ones(rows, bool) if conv is None else _flags(conv)
     return est, se, conv, np.full(rows, "", dtype=object)
+
+
+def _flags(values: Any) -> np.ndarray:
+    """``converged`` as booleans: a bool array, or integers 0/1; anything else (strings,
+    NaN) is a contract error, never silently true."""
+    a = np.asarray(values)
+    if a.dtype == bool:
+        return a
+    if np.issubdtype(a.dtype, np.integer) and np.isin(a, (0, 1)).all():
+        return a.astype(bool)
+    raise ShapeError(f"converged must be booleans (or 0/1), got dtype {a.dtype}")
 
 
 def _one(value: Any, k: int, what: str) -> np.ndarray:
@@ -297,7 +309,7 @@ def call_per_replicate(
         except Exception as err:  # noqa: BLE001 - a plugin's raise fails its replicate
             reason[i] = raised(err)
             continue
-        conv[i] = True if c is None else bool(c)
+        conv[i] = True if c is None else bool(_flags(np.reshape(c, 1))[0])
     if rows and len(shape_errors) == rows:
         raise ShapeError(shape_errors[0])
     return est, se, conv, reason

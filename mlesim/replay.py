@@ -5,6 +5,7 @@ says which: the design factors, ``estimator`` and ``replicate``)."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +76,23 @@ def replay(run_dir: str | Path, factors: dict, estimator: str, replicate: int) -
     """
     spec = read_spec(run_dir)
     task, row = locate(spec, factors, replicate)
-    if not ChunkStore(Path(run_dir) / "chunks").done(task):
+    made = ChunkStore(Path(run_dir) / "chunks").provenance(task)
+    if made == "other":
         raise ValueError(
             f"the chunk of replicate {replicate} in {run_dir} was not made by the configuration "
             "recorded there (the directory was reused by another run): replay would "
             "regenerate different data; replay from the run directory that made it"
+        )
+    if made != "same":
+        why = {
+            "version": "was made with other mlesim, numpy or scipy versions",
+            "unknown": "cannot be checked (an older chunk format)",
+            "missing": "is not there (chunks/ deleted?)",
+        }[made]
+        warnings.warn(
+            f"replay: the chunk of replicate {replicate} {why}; the data are regenerated from "
+            "the recorded configuration and seed and may differ if the versions changed",
+            stacklevel=2,
         )
     scen, data = chunk_data(task)
     labels = [e.label for e in scen.estimators()]

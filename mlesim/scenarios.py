@@ -422,7 +422,7 @@ class Scenario:
         """Coordinates (p,) bool of a projection that ran off to the edge of the space.
 
         A bounded coordinate (a positive or unit parameter) beyond ``EDGE_Z`` on the
-        unconstrained scale (ν* > 10⁶, say) counts as at the edge when moving it
+        unconstrained scale (ν* > 10³, say) counts as at the edge when moving it
         ``EDGE_STEP`` further out does not lower E_g log f (beyond rounding): the
         supremum is then approached only in the limit — as for a student_t model of
         normal data, whose E_g log f rises all the way to ν = ∞ — and the number the
@@ -475,7 +475,10 @@ class Scenario:
 
 
 #: |z| on the unconstrained scale beyond which a projection may have run to the edge
-EDGE_Z = np.log(1e6)
+#: (Nelder–Mead stops wherever the slope towards the edge falls below its tolerance:
+#: size* ≈ 2e5 for a negative binomial model of Poisson data); the test itself then
+#: tells an edge (E log f still rising outwards) from a far interior maximum
+EDGE_Z = np.log(1e3)
 #: how much further out the edge test moves a coordinate
 EDGE_STEP = 5.0
 #: where a coordinate on the edge is held while the others are re-fitted (e^30 ≈ 1e13:

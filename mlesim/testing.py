@@ -105,7 +105,8 @@ def assert_unbiased(
         (R,) or (R, k), (estimates, se) or a mapping (see :mod:`mlesim.plugins`); or an
         estimator spec such as ``{"kind": "mle"}``
     truth : a family name (its default parameters from ``conf/truth``) or a mapping
-        ``{"family": ..., "params": {...}}`` (or a generator ``{"_target_": ...}``)
+        ``{"family": ..., "params": {...}}`` (a generator has no true values to test
+        against; use :func:`mlesim.run` with an ``estimand`` mapping for one)
     params : the model parameters the callable estimates, in order
     n : a sample size or several;  replications : data sets per size;  seed : fixes them
     z : tolerance in Monte Carlo SEs;  options : keyword arguments of the callable

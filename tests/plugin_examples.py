@@ -27,3 +27,18 @@ def fails_above(x: np.ndarray, cut: float = 1.0) -> np.ndarray:
     """The mean of each row of ``x`` (R, n), NaN (a failed replicate) where the first
     observation exceeds ``cut``: a known subset of failures."""
     return np.where(x[:, 0] > cut, np.nan, x.mean(axis=1))
+
+
+def normal_draws(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A generator: standard normal data of shape ``size``."""
+    return rng.standard_normal(size)
+
+
+def mean_and_var(x: np.ndarray) -> np.ndarray:
+    """Two estimates per row of ``x`` (R, n): mean and variance, shape (R, 2)."""
+    return np.column_stack([x.mean(axis=1), x.var(axis=1)])
+
+
+def flags_as_text(x: np.ndarray) -> dict:
+    """A plugin breaking its contract: ``converged`` as strings."""
+    return {"estimate": x.mean(axis=1), "converged": np.array(["False"] * x.shape[0])}

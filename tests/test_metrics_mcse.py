@@ -88,11 +88,11 @@ def test_empse_mcse_kurtosis_by_hand():
     assert close(metrics.empse(est, empse_mcse="normal")[1], math.sqrt(20) / math.sqrt(8))
 
 
-def test_empse_mcse_kurtosis_undefined_cases():
+def test_empse_mcse_kurtosis_undefined_and_constant_cases():
     # estimates 1, 2, 4: k = (882/243) / (7/3)**2 < 1, so Var(S^2) estimate < 0
     assert math.isnan(metrics.empse([1.0, 2.0, 4.0])[1])
     value, mcse = metrics.empse([3.0, 3.0, 3.0])
-    assert value == 0.0 and math.isnan(mcse)
+    assert value == 0.0 and mcse == 0.0  # constant: no Monte Carlo error at all
     assert metrics.empse([3.0, 3.0, 3.0], empse_mcse="normal") == (0.0, 0.0)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from mlesim.config import StudySpec
 from mlesim.errors import ConfigError
 from mlesim.plots import pm
@@ -89,3 +91,11 @@ def replicate_sets(summary) -> str:
         f" Estimators rest on different replicate sets (n_rep at n = {differ[0]:g}: "
         f"{listed}); compare=common puts them on the same ones."
     )
+
+
+def studied_params(summary) -> list[str]:
+    """The parameters of a cell's summary rows with a finite estimand, in order: one on
+    the edge of the space (ν* = ∞) has no bias, RMSE or standardised estimate to draw,
+    and the report's caveats say so instead."""
+    finite = summary[np.isfinite(summary["true_value"].to_numpy(float))]
+    return list(dict.fromkeys(finite["param"]))

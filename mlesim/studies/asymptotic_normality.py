@@ -36,6 +36,7 @@ from mlesim.studies._common import (
     first_to_last,
     merged_options,
     misspecified_note,
+    studied_params,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def render(ctx: StudyContext) -> Rendered:
         reps = reps[reps["converged"].astype(bool)].copy()
         reps["z"] = analysis.standardise(reps["estimate"], reps["true_value"], reps["crlb"])
         notes.append(misspecified_note(cell_scenario(ctx.spec, cell), cell))
-        params = list(dict.fromkeys(summary["param"]))
+        params = studied_params(summary)
         estimators = list(dict.fromkeys(summary["estimator"]))
         sizes = qq_sizes(summary["n"].unique(), opts["qq_n"])
         suffix, title = plots.cell_suffix(cell), plots.cell_title(cell)

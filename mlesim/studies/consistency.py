@@ -38,6 +38,7 @@ from mlesim.studies._common import (
     check_positive,
     first_to_last,
     merged_options,
+    studied_params,
 )
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def render(ctx: StudyContext) -> Rendered:
     keys = ctx.spec.factor_names
     for cell, summary in analysis.design_cells(ctx.summary, ctx.design_keys):
         reps = analysis.attach_targets(analysis.cell_rows(ctx.replicates, cell), summary, keys)
-        for param in dict.fromkeys(summary["param"]):
+        for param in studied_params(summary):
             figure, note = _param_figure(ctx, cell, summary, reps, param)
             figures.append(figure)
             notes.append(note)

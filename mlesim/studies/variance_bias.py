@@ -71,10 +71,10 @@ def render(ctx: StudyContext) -> Rendered:
         if theory is not None:
             rows_note.append(_comparison(label, rows, theory, ns))
     _label_panels(axes[0], sigma2)
-    _annotate_n1(axes[0, 0], ctx.summary, groups)
+    _annotate_n1(axes[0, 0], _own_n1(ctx), groups)
     path = plots.save(fig, ctx.figdir / "variance_bias.png")
     caption = f"Bias, n × bias and MSE of the σ² estimators against n; {plots.mcse_note()}"
-    notes = [_n1_note(ctx.summary), _table_note(pd.concat(rows_note) if rows_note else None)]
+    notes = [_n1_note(_own_n1(ctx)), _table_note(pd.concat(rows_note) if rows_note else None)]
     return [(path, caption)], [n for n in notes if n]
 
 
@@ -135,6 +135,24 @@ def _n1_rows(summary):
     return summary[(summary["n"] == 1) & (summary["param"] == PARAM)]
 
 
+def _own_n1(ctx):
+    """The n = 1 summary rows with ``n_rep``, ``n_failed``, ``mean`` and ``empse`` from each
+    estimator's own fits (with ``compare: common`` the summary's rest on the replicates
+    every estimator fitted, none at n = 1 where s² is 0/0)."""
+    one = _n1_rows(ctx.summary).copy()
+    reps = ctx.replicates
+    for i, row in one.iterrows():
+        mine = reps[(reps["n"] == 1) & (reps["estimator"] == row["estimator"])]
+        mine = mine[mine["param"] == PARAM]
+        ok = mine["converged"].astype(bool)
+        one.loc[i, "n_rep"] = int(ok.sum())
+        one.loc[i, "n_failed"] = int((~ok).sum())
+        values = mine.loc[ok, "estimate"].to_numpy(float)
+        one.loc[i, "mean"] = values.mean() if values.size else np.nan
+        one.loc[i, "empse"] = np.ptp(values) and values.std(ddof=1) if values.size > 1 else np.nan
+    return one
+
+
 def _annotate_n1(ax, summary, groups) -> None:
     one = _n1_rows(summary)
     if one.empty:
@@ -170,8 +188,8 @@ def _n1_note(summary) -> str:
             )
         else:
             spread = (
-                "no spread: every replicate gives the same value; empirical SE 0, its "
-                "Monte Carlo SEs undefined"
+                "no spread: every replicate gives the same value, so its empirical SE is 0, "
+                "with no Monte Carlo error"
                 if not row["empse"] > 1e-12
                 else f"empirical SE {row['empse']:.3g}"
             )
