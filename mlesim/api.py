@@ -15,6 +15,7 @@ directory is the command line's (summary.csv, replicates.parquet, figures, repor
 
 from __future__ import annotations
 
+import pickle
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,7 +172,14 @@ def run(
             Path(run_dir),
             figures,
         )
-    sim = run_study(spec, progress=progress)
+    try:
+        sim = run_study(spec, progress=progress)
+    except pickle.PicklingError as err:  # a session's callable that workers cannot get
+        raise ConfigError(
+            "runner.n_jobs",
+            f"a callable cannot be sent to worker processes ({err}); allowed: "
+            "runner.n_jobs=1, or a callable defined in an importable module",
+        ) from None
     extended = summarise(spec, sim.replicates, extended=True)
     summary = split_summary(extended, spec.factor_names)
     return Results(summary, sim.replicates, sim.failures, extended, spec)

@@ -192,9 +192,10 @@ class Scenario:
 
         It does not exist when E_g log f(X; θ) = −∞ for every θ — the data law has
         heavier tails than the model allows (e.g. a normal model for Cauchy data) or
-        mass where the model has none. Checked by the closed-form projection being
-        finite and in the model's domain, or by E_g log f being finite at the start
-        of the numerical search.
+        mass where the model has none (a discrete model of continuous data). Checked by
+        the closed-form projection being finite and in the model's domain (and, for a
+        discrete model, the data discrete too), or by E_g log f being finite at the
+        start of the numerical search.
 
         Raises
         ------
@@ -214,6 +215,10 @@ class Scenario:
                 model.domains[name].contains(float(v))
                 for name, v in zip(model.params, theta, strict=True)
             )
+            # the moment match says nothing of the support: a discrete model gives
+            # continuous data probability 0 (E log f = −∞), whatever its moments
+            laws = [self.truth] + ([self.contamination.family] if self.contamination else [])
+            ok = ok and not (model.discrete and not all(law.discrete for law in laws))
         else:
             theta = self._start()
             ok = bool(np.isfinite(self.expected_loglik(theta)))

@@ -149,3 +149,37 @@ def test_the_python_api_raises_config_errors():
         assert info.value.key == key
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+
+
+@pytest.mark.parametrize(
+    ("truth", "params", "model"),
+    [
+        ("gamma", {"shape": 2.0, "rate": 1.0}, "poisson"),
+        ("exponential", {"rate": 1.0}, "bernoulli"),
+    ],
+)
+def test_a_discrete_model_of_continuous_data_has_no_pseudo_true_value(truth, params, model):
+    scen = make_scenario(truth, params, model=model)
+    with pytest.raises(ConfigError) as info:
+        scen.check_estimand()
+    assert info.value.key == "model" and "no pseudo-true value" in info.value.message
+
+
+def test_a_callable_workers_cannot_receive_is_a_config_error():
+    import threading
+
+    lock = threading.Lock()  # unpicklable, even by value
+
+    def held(x):
+        with lock:
+            return x.mean(axis=1)
+
+    config = {
+        "estimators": {"e": {"_target_": held, "params": ["mu"]}},
+        "n": [5],
+        "replications": 100,
+        "runner": {"n_jobs": 2, "chunk_size": 50, "progress": False},
+    }
+    with pytest.raises(ConfigError) as info:
+        mlesim.run(config=config)
+    assert info.value.key == "runner.n_jobs"
