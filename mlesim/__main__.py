@@ -48,6 +48,11 @@ def refuse(line: str) -> NoReturn:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def _saved(chunks: Path) -> int:
+    """How many finished chunk files ``chunks`` holds (0 when it does not exist)."""
+    return len(list(chunks.glob("*.npz"))) if chunks.is_dir() else 0
+
+
 def _restore_finished_run(outdir: Path) -> None:
     """Put back the ``.hydra/`` record of a finished run that a refused command's Hydra
     overwrote (the pipeline keeps a copy in ``chunks/hydra``)."""
@@ -107,23 +112,22 @@ def task(cfg: DictConfig) -> None:
         _restore_finished_run(outdir)
         refuse(str(err))
     except ConfigError as err:  # a plugin broke its contract for a whole chunk
-        if chunks.is_dir() and not any(chunks.glob("*.npz")):  # nothing worth resuming
+        if chunks.is_dir() and not _saved(chunks):  # nothing worth resuming
             shutil.rmtree(chunks, ignore_errors=True)
         _discard_empty_run_dir(outdir)
         refuse(str(err))
     except KeyboardInterrupt:
-        saved = len(list(chunks.glob("*.npz"))) if chunks.is_dir() else 0
         print(
-            f"mlesim: interrupted: {saved} finished chunk(s) are saved in {chunks}; run the same "
-            "command again to resume",
+            f"mlesim: interrupted: {_saved(chunks)} finished chunk(s) are saved in {chunks}; "
+            "run the same command again to resume",
             file=sys.stderr,
         )
         sys.exit(130)
     except OSError as err:  # a read-only run directory, a full disk
-        saved = len(list(chunks.glob("*.npz"))) if chunks.is_dir() else 0
         refuse(
-            f"hydra.run.dir: cannot write to {outdir} ({err.strerror or err}); {saved} finished "
-            "chunk(s) are kept for a resume; allowed: a writable directory with free space"
+            f"hydra.run.dir: cannot write to {outdir} ({err.strerror or err}); "
+            f"{_saved(chunks)} finished chunk(s) are kept for a resume; allowed: a writable "
+            "directory with free space"
         )
 
 

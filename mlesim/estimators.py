@@ -41,6 +41,20 @@ from mlesim.standard_errors import at_boundary, information_se, observed_se, san
 SE_METHODS = ("expected", "observed", "sandwich")
 
 
+def settle(
+    finite: np.ndarray, conv: np.ndarray, reason: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The converged mask (R,) and reasons (R,) of a fit: a replicate converges when the
+    fit says so and its estimates are estimable (``finite``); a failure without a reason
+    of its own gets "not converged" or "non-finite estimate", a success ''."""
+    conv = np.asarray(finite, bool) & np.asarray(conv, bool)
+    reason = np.array(reason, dtype=object)
+    blank = ~conv & (reason == "")
+    reason[blank] = np.where(finite, "not converged", "non-finite estimate")[blank]
+    reason[conv] = ""
+    return conv, reason
+
+
 #: the estimator kinds, filled by the class definitions (:meth:`Estimator.__init_subclass__`):
 #: a new kind is one class; configurations select it as ``{kind: <kind>}``
 ESTIMATORS: dict[str, type[Estimator]] = {}
@@ -115,15 +129,11 @@ class Estimator:
             raise ValueError(f"x must have shape (R, n), got {x.shape}")
         self._conv = self._reason = None
         est, se, n_iter = self._fit(x)
-        finite = estimable(self.model, est, self.param_names_)  # +inf on an edge counts
-        conv = finite if self._conv is None else finite & np.asarray(self._conv, bool)
-        rows = x.shape[0]
-        reason = (
-            np.full(rows, "", object) if self._reason is None else np.array(self._reason, object)
+        conv, reason = settle(
+            estimable(self.model, est, self.param_names_),  # +inf on an edge counts
+            np.ones(x.shape[0], bool) if self._conv is None else self._conv,
+            np.full(x.shape[0], "", object) if self._reason is None else self._reason,
         )
-        reason[conv] = ""
-        blank = ~conv & (reason == "")
-        reason[blank] = np.where(finite, "not converged", "non-finite estimate")[blank]
         self.params_, self.se_, self.n_iter_ = est, se, n_iter
         self.converged_, self.reason_ = conv, reason
         return self
@@ -534,13 +544,7 @@ class PluginEstimator(Estimator):
                 raise PluginContractError(
                     self.key, f"{self.target} {err}; allowed: {self._shapes()}"
                 ) from None
-        finite = estimable(self.model, est, self.names)
-        conv = conv & finite
-        reason = reason.astype(object)
-        reason[~conv & (reason == "")] = np.where(finite, "not converged", "non-finite estimate")[
-            ~conv & (reason == "")
-        ]
-        reason[conv] = ""
+        conv, reason = settle(estimable(self.model, est, self.names), conv, reason)
         self.params_, self.se_, self.converged_, self.reason_ = est, se, conv, reason
         self.n_iter_ = np.zeros(rows, dtype=int)
         return self

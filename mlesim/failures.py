@@ -84,7 +84,7 @@ def warning_line(failures: pd.DataFrame, summary: pd.DataFrame, factor_names: li
     own = failures.groupby([*factor_names, "estimator"], observed=True, dropna=False).size()
     total = summary["n_rep"] + summary["n_failed"]  # the cell's replicates, in either compare
     keys = list(zip(*(summary[k] for k in [*factor_names, "estimator"]), strict=True))
-    failed = np.array([own.get(k if len(k) > 1 else k[0], 0) for k in keys])
+    failed = np.array([own.get(k, 0) for k in keys])  # keys: (n, …, estimator) tuples
     empty = summary[(failed >= total) & (total > 0)]  # the estimator's own fits all failed
     if not empty.empty:
         cells = [

@@ -315,7 +315,7 @@ class Scenario:
         as the Laplace's has a kink that quadrature would otherwise step over.
         """
         model = self.model
-        breaks = (float(theta[model.index(model.center)]),) if model.center else ()
+        breaks = self._model_breaks(theta)
 
         def logf(x):
             x = np.asarray(x, dtype=float)
@@ -353,10 +353,16 @@ class Scenario:
             theta[j] = _edge_value(domains[j], z[j])
         return _snap_zero(theta, domains)
 
+    def _model_breaks(self, theta: np.ndarray) -> tuple[float, ...]:
+        """Where the model's log-density may have a kink at ``theta``: its centre (the
+        Laplace's |x − μ|), a break point for the quadrature."""
+        model = self.model
+        return (float(theta[model.index(model.center)]),) if model.center else ()
+
     def expected_score(self, theta: np.ndarray) -> np.ndarray:
         """E_g ∂ log f(X; θ)/∂θ under the (contaminated) truth, shape (p,)."""
         model = self.model
-        breaks = (float(theta[model.index(model.center)]),) if model.center else ()
+        breaks = self._model_breaks(theta)
 
         def score(j):
             def s_j(x):

@@ -39,7 +39,7 @@ def _study(
     estimator: Callable | Mapping[str, Any],
     truth: str | Mapping[str, Any],
     params: Sequence[str] | None,
-    ns: Sequence[int],
+    n: int | Sequence[int],
     replications: int,
     seed: int,
     options: Mapping[str, Any] | None,
@@ -59,7 +59,7 @@ def _study(
     config = {
         "truth": dict(truth),
         "estimators": {LABEL: spec},
-        "n": list(ns),
+        "n": [n] if isinstance(n, int) else list(n),
         "replications": int(replications),
         "seed": int(seed),
         "confidence": float(level),
@@ -113,8 +113,7 @@ def assert_unbiased(
 
     Returns the study's :class:`~mlesim.api.Results` (for a closer look).
     """
-    ns = [n] if isinstance(n, int) else list(n)
-    res = _study(estimator, truth, params, ns, replications, seed, options)
+    res = _study(estimator, truth, params, n, replications, seed, options)
     for row in _rows(res):
         _check("bias", row, "bias", "bias_mcse", 0.0, z)
     return res
@@ -135,8 +134,7 @@ def assert_coverage(
     """Fail unless the Wald interval θ̂ ± z_level·se covers θ at the nominal ``level``:
     |coverage − level| < z · sqrt(level (1 − level) / R) (the binomial MCSE under the
     nominal level). The estimator must return standard errors."""
-    ns = [n] if isinstance(n, int) else list(n)
-    res = _study(estimator, truth, params, ns, replications, seed, options, level)
+    res = _study(estimator, truth, params, n, replications, seed, options, level)
     for row in _rows(res):
         if row["n_se"] < row["n_rep"]:
             raise AssertionError(
@@ -162,8 +160,7 @@ def assert_efficient(
     """Fail unless the estimator attains the Cramér–Rao bound: |efficiency − 1| <
     z · efficiency_mcse, efficiency = CRLB / Var(θ̂) (a family truth is needed for the
     bound; use a large n, the bound is asymptotic for most estimators)."""
-    ns = [n] if isinstance(n, int) else list(n)
-    res = _study(estimator, truth, params, ns, replications, seed, options)
+    res = _study(estimator, truth, params, n, replications, seed, options)
     for row in _rows(res):
         _check("efficiency", row, "efficiency", "efficiency_mcse", 1.0, z)
     return res
@@ -182,7 +179,7 @@ def assert_consistent(
 ) -> Results:
     """Fail unless the RMSE falls as n^(−1/2): the slope of log RMSE on log n (weighted
     least squares, :func:`mlesim.analysis.rate_slope`) is within z · its SE of −1/2."""
-    res = _study(estimator, truth, params, list(n), replications, seed, options)
+    res = _study(estimator, truth, params, n, replications, seed, options)
     rows = res.summary[res.summary["estimator"] == LABEL]
     for param, group in rows.groupby("param", sort=False):
         group = group.sort_values("n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mlesim.config import StudySpec
+from mlesim.config import StudySpec, labels_of_kind
 from mlesim.errors import ConfigError
 from mlesim.plots import pm
 from mlesim.scenarios import Scenario
@@ -99,3 +99,10 @@ def studied_params(summary) -> list[str]:
     and the report's caveats say so instead."""
     finite = summary[np.isfinite(summary["true_value"].to_numpy(float))]
     return list(dict.fromkeys(finite["param"]))
+
+
+def reference_rows(rows_by_est: dict, spec: StudySpec):
+    """Rows of the estimator whose CRLB draws the theory line: the first estimator of
+    kind mle present in ``rows_by_est`` (label → rows), else the first estimator."""
+    mles = [label for label in labels_of_kind(spec["estimators"], "mle") if label in rows_by_est]
+    return rows_by_est[mles[0]] if mles else next(iter(rows_by_est.values()))

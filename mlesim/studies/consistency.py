@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 
 from mlesim import analysis, plots
-from mlesim.config import labels_of_kind
 from mlesim.studies._common import (
     check_choice,
     check_min_sizes,
     check_positive,
     first_to_last,
     merged_options,
+    reference_rows,
     studied_params,
 )
 
@@ -60,12 +60,6 @@ def check(config: dict) -> None:
     check_positive(opts["delta"], "delta")
     check_choice(opts["delta_scale"], "delta_scale", analysis.DELTA_SCALES)
     check_positive(opts["fit_min_n"], "fit_min_n")
-
-
-def _reference(rows_by_est: dict[str, pd.DataFrame], spec) -> pd.DataFrame:
-    """Rows of the estimator whose CRLB draws the theory (the first of kind mle, if any)."""
-    mles = [label for label in labels_of_kind(spec["estimators"], "mle") if label in rows_by_est]
-    return rows_by_est[mles[0]] if mles else next(iter(rows_by_est.values()))
 
 
 def _sd_one(ref: pd.DataFrame) -> float:
@@ -174,7 +168,7 @@ def _param_figure(ctx, cell, summary, reps, param):
     """One parameter's figure and its report note."""
     opts, level = ctx.options, cell.get("confidence", ctx.spec["confidence"])
     groups = plots.by_estimator(summary, param)
-    ref = _reference(groups, ctx.spec)
+    ref = reference_rows(groups, ctx.spec)
     sd1 = _sd_one(ref)
     true = float(ref["true_value"].iloc[0])
     delta = float(analysis.threshold(true, sd1**2, 1, opts["delta"], opts["delta_scale"]))

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlesim import analysis, plots
-from mlesim.config import labels_of_kind
-from mlesim.studies._common import cell_scenario, replicate_sets
+from mlesim.studies._common import cell_scenario, reference_rows, replicate_sets
 
 if TYPE_CHECKING:
     from mlesim.studies import Rendered, StudyContext
@@ -32,9 +31,7 @@ def _figure(ctx, cell: dict, summary, param: str):
     logx = summary["n"].nunique() > 1
     axes[0, 0].axhline(0.0, color="k", lw=1, label="unbiased")
     rows = summary[summary["param"] == param]
-    mles = [k for k in labels_of_kind(ctx.spec["estimators"], "mle") if k in groups]
-    ref = rows[rows["estimator"] == (mles[0] if mles else next(iter(groups)))]
-    crlb = ref.groupby("n", sort=True)["crlb"].first()
+    crlb = reference_rows(groups, ctx.spec).groupby("n", sort=True)["crlb"].first()
     if np.isfinite(crlb).any():
         wrong = cell_scenario(ctx.spec, {**cell, "n": int(crlb.index[0])}).misspecified
         label = "√CRLB of the assumed model at θ*" if wrong else "√CRLB"
@@ -51,7 +48,7 @@ def _figure(ctx, cell: dict, summary, param: str):
     path = plots.save(fig, ctx.figdir / f"summary_{param}{plots.cell_suffix(cell)}.png")
     caption = (
         f"Bias and RMSE of {param}{plots.cell_title(cell)} against n; {plots.mcse_note()}."
-        + replicate_sets(summary[summary["param"] == param])
+        + replicate_sets(rows)
     )
     return path, caption
 
