@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from mlesim import analysis, plots
 from mlesim.studies._common import cell_scenario, reference_rows, replicate_sets
@@ -37,14 +38,15 @@ def _figure(ctx, cell: dict, summary, param: str):
         label = "√CRLB of the assumed model at θ*" if wrong else "√CRLB"
         style = "k-" if len(crlb) > 1 else "k_"  # one n: a tick mark, not an empty line
         axes[0, 1].plot(crlb.index, np.sqrt(crlb.to_numpy()), style, ms=20, label=label)
-    for ax in axes[0]:  # ticks at the simulated n only (the points are dodged around them)
-        ax.set_xticks(sorted(rows["n"].unique()), [f"{v:g}" for v in sorted(rows["n"].unique())])
-        ax.minorticks_off()
     title = ", ".join(f"{k} = {v}" for k, v in cell.items()) or None
     plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", title=title, logx=logx)
     plots.label_axes(
         axes[0, 1], "sample size n", f"RMSE of {param}", title=title, logx=logx, logy=True
     )
+    ns = sorted(rows["n"].unique())
+    for ax in axes[0]:  # ticks at the simulated n only, set after the log scale (which resets
+        ax.set_xticks(ns, [f"{v:g}" for v in ns])  # them), the points dodged around them
+        ax.xaxis.set_minor_locator(NullLocator())  # no 3×10¹, 4×10¹, … labels
     path = plots.save(fig, ctx.figdir / f"summary_{param}{plots.cell_suffix(cell)}.png")
     caption = (
         f"Bias and RMSE of {param}{plots.cell_title(cell)} against n; {plots.mcse_note()}."
