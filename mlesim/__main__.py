@@ -10,6 +10,7 @@ is wrong>; allowed: <values>``, exit status 2, and no result files.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mlesim.config import register_schema
 from mlesim.error_lines import (
@@ -83,7 +84,7 @@ def task(cfg: DictConfig) -> None:
     """One Hydra job: validate, simulate, summarise, draw, report."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from mlesim.config import check_overrides
+    from mlesim.config import pin_overrides
     from mlesim.lock import RunDirInUse
     from mlesim.pipeline import run_pipeline
     from mlesim.study import validate
@@ -95,8 +96,12 @@ def task(cfg: DictConfig) -> None:
     except ConfigError as err:  # the run dir is the current directory: remove nothing else
         refuse(str(err))
     try:
+        task_overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+        for key in pin_overrides(cfg, task_overrides):
+            logging.getLogger("mlesim").info(
+                "%s given on the command line replaces design.%s", key, key
+            )
         spec = validate(cfg)
-        check_overrides(spec.config, list(hydra_cfg.overrides.task))
     except ConfigError as err:
         _restore_finished_run(outdir)
         _discard_empty_run_dir(outdir)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS, make_estimator
@@ -424,31 +424,44 @@ def compile_conditions(
     return tuple(out)
 
 
-def check_overrides(config: dict, overrides: list[str]) -> None:
-    """Refuse a command-line value that ``design`` would silently replace.
+def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """Let a command-line value win over the preset's design factor for its key.
 
-    ``experiment=coin_flip truth.params.p=1.2`` sets a key the preset's design varies
-    (``design.truth.params.p``), so the value would be neither used nor validated.
+    ``experiment=outlier_sensitivity contamination.fraction=0.1`` sets a key the preset's
+    design varies (``design.contamination.fraction``); the value given is what the user
+    asked for, so the factor is removed from ``cfg.design`` (in place) and the value is
+    used — and checked — as any other. This is what makes a Hydra sweep over a design
+    key (``-m contamination.fraction=0,0.05,0.1``) run one value per job.
 
     Parameters
     ----------
-    config : the composed configuration (plain containers); overrides : Hydra's task
-        overrides, e.g. ``["experiment=coin_flip", "truth.params.p=1.2"]``.
+    cfg : the composed configuration; overrides : Hydra's task overrides, e.g.
+        ``["experiment=coin_flip", "truth.params.p=0.3"]``.
 
-    Raises
-    ------
-    ConfigError
-        At the overridden key, saying to vary it through ``design.<key>=[...]``.
+    Returns
+    -------
+    The dotted keys whose design factor was replaced.
     """
-    design = flatten(config.get("design") or {})
+    design = cfg.get("design")
+    if not isinstance(design, DictConfig) or not design:
+        return []
+    flat = flatten(OmegaConf.to_container(design, resolve=False))
+    pinned = []
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~")
-        if key in design:
-            raise ConfigError(
-                key,
-                f"is varied by design.{key} = {design[key]} in this experiment, so this value "
-                f"would be ignored; allowed: set the values through design.{key}=[...]",
-            )
+        if key not in flat or key in pinned:
+            continue
+        parts = key.split(".")
+        with open_dict(cfg):
+            nodes = [cfg.design]
+            for part in parts[:-1]:
+                nodes.append(nodes[-1][part])
+            del nodes[-1][parts[-1]]
+            for node, part in zip(reversed(nodes[:-1]), reversed(parts[:-1]), strict=True):
+                if len(node[part]) == 0:
+                    del node[part]
+        pinned.append(key)
+    return pinned
 
 
 def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, ...]:

@@ -34,7 +34,7 @@ from mlesim.plugins import (
     call_vectorized,
     resolve,
 )
-from mlesim.priors import CONJUGATE, check_prior, conjugate_map
+from mlesim.priors import check_prior, map_estimate
 from mlesim.standard_errors import at_boundary, information_se, observed_se, sandwich_se
 
 #: the ``se`` option of the MLE
@@ -146,6 +146,24 @@ class Estimator:
         return f"{type(self).__name__}({self.model.name}{', ' if opts else ''}{opts})"
 
 
+def check_fixed_option(model: Family, fixed: Any, key: str) -> dict[str, float]:
+    """The ``fixed`` option of an estimator, checked: names are parameters, values in
+    their domains, at least one parameter left free; ConfigError at ``key`` otherwise."""
+    fixed = dict(fixed or {})
+    for name, value in fixed.items():
+        if name not in model.params:
+            allowed = ", ".join(model.params)
+            raise ConfigError(
+                f"{key}.{name}", f"not a parameter of {model.name}; allowed: {allowed}"
+            )
+        domain = model.domains[name]
+        if not domain.contains(value):
+            raise ConfigError(f"{key}.{name}", f"must be {domain.describe()}, got {value!r}")
+    if len(fixed) == model.p:
+        raise ConfigError(key, "at least one parameter must stay free")
+    return {k: float(v) for k, v in fixed.items()}
+
+
 class MLE(Estimator):
     """Maximum likelihood, batched over replicates (closed form or batched Newton).
 
@@ -165,18 +183,7 @@ class MLE(Estimator):
     options = ("fixed", "se")
 
     def validate(self):
-        fixed = dict(self.fixed or {})
-        for name, value in fixed.items():
-            key = f"{self.key}.fixed.{name}"
-            if name not in self.model.params:
-                allowed = ", ".join(self.model.params)
-                raise ConfigError(key, f"not a parameter of {self.model.name}; allowed: {allowed}")
-            domain = self.model.domains[name]
-            if not domain.contains(value):
-                raise ConfigError(key, f"must be {domain.describe()}, got {value!r}")
-        if len(fixed) == self.model.p:
-            raise ConfigError(f"{self.key}.fixed", "at least one parameter must stay free")
-        self.fixed = {k: float(v) for k, v in fixed.items()}
+        self.fixed = check_fixed_option(self.model, self.fixed, f"{self.key}.fixed")
         self.se = "expected" if self.se is None else self.se
         if self.se not in SE_METHODS:
             raise ConfigError(
@@ -185,11 +192,11 @@ class MLE(Estimator):
 
     @property
     def param_names_(self):
-        return tuple(n for n in self.model.params if n not in (self.fixed or {}))
+        return tuple(n for n in self.model.params if n not in self.fixed)
 
     @property
     def held_fixed(self) -> dict[str, float]:
-        return dict(self.fixed or {})
+        return dict(self.fixed)
 
     def _fit(self, x):
         res = self.model.mle(x, self.fixed or None)
@@ -206,29 +213,40 @@ class MLE(Estimator):
 
 
 class MAP(Estimator):
-    """Maximum a posteriori with conjugate priors (see :mod:`mlesim.priors`).
+    """Maximum a posteriori: the mode of log L(θ) + Σ_j log π_j(θ_j) (see :mod:`mlesim.priors`).
 
-    Options: ``prior`` — mapping parameter → prior spec. Parameters without a prior
-    get a flat one. SE from the curvature of the log posterior at the mode (the
-    Laplace approximation), sqrt(diag((−∇² log p(θ̂ | x))⁻¹)); see
-    :func:`mlesim.priors.conjugate_map`.
+    Options
+    -------
+    prior : mapping parameter → ``{dist: ..., hyper-parameters}``; parameters without
+        one get a flat prior. Conjugate pairs and the Laplace prior of a normal mean
+        (the soft threshold) are closed forms; any other family and smooth prior is
+        maximised by batched Newton iterations.
+    fixed : mapping of parameters held at given values (the normal's σ² known).
+
+    SE from the curvature of the log posterior at the mode (the Laplace
+    approximation), sqrt(diag((−∇² log p(θ̂ | x))⁻¹)); see :func:`mlesim.priors.map_estimate`.
     """
 
     kind = "map"
-    options = ("prior",)
+    options = ("prior", "fixed")
 
     def validate(self):
-        families = list(dict.fromkeys(fam for fam, _ in CONJUGATE))
-        if self.model.name not in families:
-            raise ConfigError(
-                f"{self.key}.kind",
-                f"map needs a model with conjugate priors ({', '.join(families)}), "
-                f"not {self.model.name}",
-            )
-        self.prior = check_prior(self.model, dict(self.prior or {}), f"{self.key}.prior")
+        self.fixed = check_fixed_option(self.model, self.fixed, f"{self.key}.fixed")
+        prior = dict(self.prior or {})
+        self.prior = check_prior(self.model, prior, f"{self.key}.prior", self.fixed)
+
+    @property
+    def param_names_(self):
+        return tuple(n for n in self.model.params if n not in self.fixed)
+
+    @property
+    def held_fixed(self) -> dict[str, float]:
+        return dict(self.fixed)
 
     def _fit(self, x):
-        est, se, n_iter, self._conv = conjugate_map(self.model, x, self.prior)
+        est, se, n_iter, self._conv, self._reason = map_estimate(
+            self.model, x, self.prior, self.fixed
+        )
         return est, se, n_iter
 
 
@@ -369,6 +387,186 @@ def maritz_jarrett_se(x: np.ndarray) -> np.ndarray:
     first = xs @ w
     with np.errstate(invalid="ignore"):
         return np.sqrt(np.maximum((xs * xs) @ w - first**2, 0.0))
+
+
+# ---------------------------------------------- robust estimators of the centre (mlesim.robust)
+#: the ``scale`` option of the Huber estimator
+HUBER_SCALES = ("mad", "proposal2")
+
+
+class RobustLocation(Estimator):
+    """Base of the robust estimators of a symmetric family's centre (``model.center``),
+    batched by the functions of :mod:`mlesim.robust`; not a kind itself.
+
+    The SE needs n ≥ 2 (NaN at n = 1, where the estimate is the observation). A replicate
+    whose iteration did not converge fails with "not converged"; one with no standard
+    error at n ≥ 2 (Σ ψ' ≤ 0 for the biweight, a single untrimmed observation) fails with
+    the reason ``no_se_reason``. A subclass implements :meth:`_estimate`.
+    """
+
+    #: why a replicate with n ≥ 2 has no standard error
+    no_se_reason: ClassVar[str] = "no standard error"
+
+    def validate(self):
+        if self.model.center is None:
+            raise ConfigError(
+                f"{self.key}.kind",
+                f"{self.kind} estimates the centre of a symmetric location family, and "
+                f"{self.model.name} has none; allowed: a family with a centre (e.g. normal)",
+            )
+
+    def _number(self, name: str, default: float, lower: float, upper: float | None = None) -> float:
+        """The option ``name`` as a float in (lower, ∞) — or [lower, upper) if ``upper`` is
+        given — ``default`` if unset; ConfigError otherwise."""
+        value = getattr(self, name)
+        if value is None:
+            return default
+        allowed = f"> {lower:g}" if upper is None else f"in [{lower:g}, {upper:g})"
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and bool(np.isfinite(value))
+        if ok:
+            ok = value > lower if upper is None else lower <= value < upper
+        if not ok:
+            raise ConfigError(
+                f"{self.key}.{name}",
+                f"must be a number {allowed}, got {value!r}; allowed: a number {allowed} "
+                f"(default {default:g})",
+            )
+        return float(value)
+
+    @property
+    def param_names_(self):
+        return (self.model.center,)
+
+    @property
+    def se_min_n(self) -> int:
+        return 2
+
+    def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(est, se) or (est, se, n_iter, converged), each (R,), for x (R, n)."""
+        raise NotImplementedError
+
+    def _fit(self, x):
+        r, n = x.shape
+        out = self._estimate(x)
+        est, se = out[0], out[1]
+        n_iter = out[2] if len(out) > 2 else np.zeros(r, dtype=int)
+        conv = out[3] if len(out) > 3 else np.ones(r, dtype=bool)
+        no_se = conv & ~np.isfinite(se) if n >= 2 else np.zeros(r, dtype=bool)
+        self._conv = conv & ~no_se
+        self._reason = np.where(no_se, self.no_se_reason, "").astype(object)
+        return est[:, None], se[:, None], n_iter
+
+
+class HuberLocation(RobustLocation):
+    """Huber M-estimator of the centre (Huber 1964), :func:`mlesim.robust.huber_location`.
+
+    Options: ``k`` — the tuning constant of ψ_k(r) = clip(r, −k, k) (default 1.345, 95%
+    efficiency at the normal); ``scale`` — ``mad`` (default: the normalised MAD about the
+    median, held fixed; IRLS from the median) or ``proposal2`` (Huber's proposal 2:
+    location and scale jointly). SE: the sandwich s² Σψ²/(n − 1) / (Σψ'/n)² / n with
+    Huber's small-sample factor K² (:func:`mlesim.robust.m_location_se`).
+    """
+
+    kind = "huber"
+    options = ("k", "scale")
+    no_se_reason = "no standard error: no residual inside [-k, k] (sum of psi' = 0)"
+
+    def validate(self):
+        super().validate()
+        self.k = self._number("k", 1.345, 0.0)
+        self.scale = "mad" if self.scale is None else self.scale
+        if self.scale not in HUBER_SCALES:
+            raise ConfigError(
+                f"{self.key}.scale",
+                f"unknown {self.scale!r}; allowed: {', '.join(HUBER_SCALES)}",
+            )
+
+    def _estimate(self, x):
+        from mlesim import robust
+
+        return robust.huber_location(x, self.k, self.scale)
+
+
+class TukeyLocation(RobustLocation):
+    """Tukey biweight M-estimator of the centre (Beaton & Tukey 1974),
+    :func:`mlesim.robust.tukey_location`: IRLS from the median with the normalised MAD
+    held fixed; points beyond c MADs get weight 0.
+
+    Options: ``c`` — the tuning constant (default 4.685, 95% efficiency at the normal).
+    SE as for :class:`HuberLocation`, with the biweight's ψ.
+    """
+
+    kind = "tukey"
+    options = ("c",)
+    no_se_reason = "no standard error: sum of psi'(r) <= 0 at the estimate (unstable root)"
+
+    def validate(self):
+        super().validate()
+        self.c = self._number("c", 4.685, 0.0)
+
+    def _estimate(self, x):
+        from mlesim import robust
+
+        return robust.tukey_location(x, self.c)
+
+
+class TrimmedMean(RobustLocation):
+    """Symmetric trimmed mean, :func:`mlesim.robust.trimmed_mean`: g = ⌊γn⌋ trimmed at
+    each end (scipy's ``trim_mean``); Tukey–McLaughlin SE s_w √n / (n − 2g), s_w the
+    winsorized SD.
+
+    Options: ``proportion`` — γ in [0, 0.5) (default 0.1). γ = 0 is the mean, which
+    needs the data's mean.
+    """
+
+    kind = "trimmed_mean"
+    options = ("proportion",)
+    no_se_reason = "no standard error: a single observation left after trimming"
+
+    def validate(self):
+        super().validate()
+        self.proportion = self._number("proportion", 0.1, 0.0, 0.5)
+
+    @property
+    def moments_needed(self) -> int:
+        return 1 if self.proportion == 0 else 0
+
+    def _estimate(self, x):
+        from mlesim import robust
+
+        return robust.trimmed_mean(x, self.proportion)
+
+
+class WinsorizedMean(TrimmedMean):
+    """Winsorized mean, :func:`mlesim.robust.winsorized_mean`: the g = ⌊γn⌋ smallest and
+    largest values pulled in to their neighbours (scipy's ``mstats.winsorize``); Wilcox's
+    SE s_w (n − 1) / ((n − 2g − 1) √n) — right at the normal, about 7% small for t₃ data
+    at any n (it omits the quantile terms of the influence function; see the function).
+
+    Options: ``proportion`` — γ in [0, 0.5) (default 0.1).
+    """
+
+    kind = "winsorized_mean"
+    no_se_reason = "no standard error: n - 2g < 2 observations left unwinsorized"
+
+    def _estimate(self, x):
+        from mlesim import robust
+
+        return robust.winsorized_mean(x, self.proportion)
+
+
+class HodgesLehmann(RobustLocation):
+    """Hodges–Lehmann estimate of the centre, the median of the Walsh averages
+    (x_i + x_j)/2, i ≤ j, :func:`mlesim.robust.hodges_lehmann`; model-free SE from the
+    length of the 95% signed-rank confidence interval over 2 · 1.96."""
+
+    kind = "hodges_lehmann"
+
+    def _estimate(self, x):
+        from mlesim import robust
+
+        return robust.hodges_lehmann(x)
 
 
 class Moments(Estimator):

@@ -47,16 +47,8 @@ def errorbars(
     ax: Axes, x: npt.ArrayLike, y: npt.ArrayLike, mcse: npt.ArrayLike, label: str, **kw
 ) -> None:
     """Simulated values with ±2 MCSE bars."""
-    ax.errorbar(
-        x,
-        y,
-        yerr=MCSE_MULT * np.asarray(mcse, dtype=float),
-        fmt="o",
-        ms=4,
-        capsize=3,
-        label=label,
-        **kw,
-    )
+    style = {"fmt": "o", "ms": 4, "capsize": 3, **kw}
+    ax.errorbar(x, y, yerr=MCSE_MULT * np.asarray(mcse, dtype=float), label=label, **style)
 
 
 def theory_curve(ax: Axes, x: Iterable[float], f: Callable, label: str, **kw) -> None:
@@ -64,7 +56,12 @@ def theory_curve(ax: Axes, x: Iterable[float], f: Callable, label: str, **kw) ->
     x = np.asarray(list(x), dtype=float)
     lo, hi = x.min(), x.max()
     grid = np.geomspace(lo, hi, 200) if lo > 0 else np.linspace(lo, hi, 200)
-    ax.plot(grid, f(grid), "-", lw=1.5, label=label, **kw)
+    ax.plot(grid, f(grid), **{"ls": "-", "lw": 1.5, **kw}, label=label)
+
+
+def legend_outside(ax: Axes) -> None:
+    """The legend to the right of the axes, where it hides no point."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def by_estimator(summary: pd.DataFrame, param: str, **filters) -> dict[str, pd.DataFrame]:

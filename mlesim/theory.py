@@ -74,3 +74,54 @@ def wald_coverage_binomial(n: int, p: float, level: float = 0.95) -> float:
     half = z * np.sqrt(phat * (1 - phat) / n)
     covers = (phat - half <= p) & (p <= phat + half)
     return float(pmf[covers].sum())
+
+
+def shrinkage_moments(
+    n: np.ndarray, mu: float, sigma2: float, mean: float, var: float, assumed: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact bias, variance and MSE of the MAP of a normal mean, σ² known, under a
+    normal(mean, var) prior: μ̂ = c x̄ + (1 − c) mean, c = n var / (n var + σ₀²), with
+    σ₀² the variance the estimator assumes (``assumed``, default the true σ²).
+
+    Bias = (1 − c)(mean − μ), Var = c² σ²/n, MSE = Bias² + Var; c = 1 (var = ∞) is
+    the MLE x̄. Arrays broadcast over n.
+    """
+    n = np.asarray(n, dtype=float)
+    s0 = sigma2 if assumed is None else assumed
+    c = np.ones_like(n) if np.isinf(var) else n * var / (n * var + s0)
+    bias, v = (1.0 - c) * (mean - mu), c**2 * sigma2 / n
+    return bias, v, bias**2 + v
+
+
+def soft_threshold_moments(
+    n: int, mu: float, sigma2: float, loc: float, scale: float, assumed: float | None = None
+) -> tuple[float, float, float]:
+    """Exact bias, MSE and P(μ̂ = loc) of the MAP of a normal mean, σ² known, under a
+    Laplace(loc, scale) prior: μ̂ = loc + S(x̄ − loc, t), t = σ₀²/(n scale), S the soft
+    threshold, with x̄ ~ N(μ, σ²/n) and σ₀² the assumed variance (default σ²).
+
+    P(μ̂ = loc) = Φ((loc + t − μ)/s) − Φ((loc − t − μ)/s), s = σ/√n; the moments by
+    quadrature of the two linear pieces over the normal law of x̄ (scipy's ``expect``).
+    """
+    s = np.sqrt(sigma2 / n)
+    t = (sigma2 if assumed is None else assumed) / (n * scale)
+    law = st.norm(mu, s)
+    upper = law.expect(lambda x: x - t - mu, lb=loc + t)
+    lower = law.expect(lambda x: x + t - mu, ub=loc - t)
+    p_zero = float(law.cdf(loc + t) - law.cdf(loc - t))
+    bias = upper + lower + p_zero * (loc - mu)
+    sq = law.expect(lambda x: (x - t - mu) ** 2, lb=loc + t)
+    sq += law.expect(lambda x: (x + t - mu) ** 2, ub=loc - t)
+    return float(bias), float(sq + p_zero * (loc - mu) ** 2), p_zero
+
+
+def beta_map_moments(n: int, p: float, a: float, b: float) -> tuple[float, float, float]:
+    """Exact bias, MSE and P(p̂ ∈ {0, 1}) of the MAP (k + a − 1)/(n + a + b − 2) of a
+    Bernoulli p under a Beta(a, b) prior, by enumeration of k ~ Binomial(n, p); a = b = 1
+    is the MLE k/n, and a = b = 2 is Laplace's add-one smoothing (k + 1)/(n + 2)."""
+    k = np.arange(n + 1)
+    pmf = st.binom.pmf(k, n, p)
+    est = (k + a - 1.0) / (n + a + b - 2.0)
+    bias = float(pmf @ est - p)
+    mse = float(pmf @ (est - p) ** 2)
+    return bias, mse, float(pmf[(est <= 0.0) | (est >= 1.0)].sum())

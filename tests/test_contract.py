@@ -41,9 +41,9 @@ from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS, MEDIAN_SE, SE_METHODS, Estimator, make_estimator
 from mlesim.failures import fit_safely
 from mlesim.families import FAMILIES, Family, get_family
-from mlesim.families.base import fixed_mask
+from mlesim.families.base import fill_fixed, fixed_mask
 from mlesim.metrics import SUMMARY_COLUMNS
-from mlesim.priors import CONJUGATE
+from mlesim.priors import CONJUGATE, prior_hessian
 from mlesim.summarise import summarise
 from tests.conftest import compose_config, study_spec
 
@@ -131,6 +131,14 @@ def spec_variants(name: str) -> list[tuple[str, dict[str, Any]]]:
             if hyper is not None:
                 prior = {param: {"dist": dist, **hyper}}
                 out["map"].append((f"map_{fam}_{param}{tag}", {"kind": "map", "prior": prior}))
+    fam = family(name)  # the general path: a smooth prior on the first parameter
+    first_param = fam.params[0]
+    smooth = {
+        "real": {"dist": "t", "df": 3.0, "loc": 0.0, "scale": 10.0},
+        "positive": {"dist": "gamma", "shape": 2.0, "rate": 0.5},
+        "unit": {"dist": "beta", "a": 2.0, "b": 2.0},
+    }[fam.domains[first_param].kind]
+    out["map"].append(("map_smooth", {"kind": "map", "prior": {first_param: smooth}}))
     for fam in dict.fromkeys(f for f, _ in CONJUGATE):
         params = [p for f, p in CONJUGATE if f == fam]
         if len(params) > 1:
@@ -249,7 +257,8 @@ def test_the_registries_give_many_pairs():
     }
     assert {case.values[0] for case in VALID} == set(FAMILY_NAMES)
     priors = {(case.values[0], p) for case in VALID for p in case.values[2].get("prior", {})}
-    assert priors == set(CONJUGATE)
+    assert priors >= set(CONJUGATE)  # the conjugate fast paths, and the general path:
+    assert {("student_t", "mu"), ("gamma", "shape"), ("beta", "a")} <= priors
     se = {s["se"] for s in specs if s.get("kind") == "mle" and "se" in s}
     assert se == set(SE_METHODS)
 
@@ -320,10 +329,17 @@ def no_se(est: Estimator, row: np.ndarray) -> bool:
     x = row[None, :]
     if row.size < est.se_min_n:
         return True
-    if getattr(est, "se", None) == "observed":
+    if getattr(est, "se", None) == "observed" or est.kind == "map":
+        # the MAP's SE is the log posterior's curvature: the same rule with its prior
         free = fixed_mask(est.model, getattr(est, "fixed", None))
         theta = est.model.mle(x, getattr(est, "fixed", None)).theta
-        h = -est.model.hessian(x, theta)[0][np.ix_(free, free)]
+        if est.kind == "map":
+            theta = fill_fixed(est.model, np.zeros((1, est.model.p)), est.fixed)
+            theta[:, free] = est.fit(x).params_
+        h = -est.model.hessian(x, theta)[0]
+        if est.kind == "map":
+            h -= np.diag(prior_hessian(est.model, theta, est.prior)[0])
+        h = h[np.ix_(free, free)]
         return bool(np.all(np.isfinite(h)) and np.linalg.eigvalsh(h).min() <= 0)
     if est.kind == "median" and est.se == "model":
         return not bool(est.model.mle(x).converged[0])

@@ -375,9 +375,18 @@ BAD_SPECS = [
         "e.prior.mu.dist",
     ),
     ("normal", {"kind": "map", "prior": {"lam": {"shape": 2, "rate": 1}}}, "e.prior.lam"),
-    # a family with no conjugate prior at all: refused up front, not failed per replicate
-    ("gamma", {"kind": "map"}, "estimators.e.kind"),
-    ("student_t", {"kind": "map"}, "estimators.e.kind"),
+    # a prior on a parameter held fixed, a Laplace prior away from the normal mean
+    (
+        "normal",
+        {"kind": "map", "fixed": {"mu": 0}, "prior": {"mu": {"mean": 0, "var": 1}}},
+        "estimators.e.prior.mu",
+    ),
+    ("normal", {"kind": "map", "fixed": {"sigma2": 0}}, "estimators.e.fixed.sigma2"),
+    (
+        "student_t",
+        {"kind": "map", "prior": {"mu": {"dist": "laplace", "loc": 0, "scale": 1}}},
+        "estimators.e.prior.mu.dist",
+    ),
 ]
 
 

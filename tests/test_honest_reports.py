@@ -58,4 +58,4 @@ def test_map_coordinate_ascent_cap_is_not_convergence(monkeypatch, rng):
     assert make_estimator("map", spec, fam).fit(x).converged_.all()
     monkeypatch.setattr(priors, "MAX_SWEEPS", 2)
     values, se, ok, reason = fit_safely(make_estimator("map", spec, fam), x)
-    assert not ok.any() and set(reason) == {"not converged"}
+    assert not ok.any() and set(reason) == {"iteration cap reached before convergence"}

@@ -77,13 +77,28 @@ def test_boundary_hyper_parameters_are_accepted(family, prior):
         ("bernoulli", {"p": {"a": 1, "b": "2"}}, "p.b"),
         ("bernoulli", {"p": {"a": 1}}, "p.b"),
         ("bernoulli", {"p": {"a": 1, "b": 1, "c": 1}}, "p.c"),
-        ("bernoulli", {"p": {"dist": "gamma", "shape": 2, "rate": 1}}, "p.dist"),
+        ("normal", {"mu": {"dist": "gamma", "shape": 2, "rate": 1}}, "mu.dist"),  # support
+        ("normal", {"sigma2": {"dist": "beta", "a": 2, "b": 2}}, "sigma2.dist"),
+        ("poisson", {"lam": {"dist": "laplace", "loc": 1, "scale": 1}}, "lam.dist"),
+        ("normal", {"mu": {"dist": "nosuch"}}, "mu.dist"),
+        ("normal", {"mu": {"dist": "poisson", "mu": 2}}, "mu.dist"),  # discrete
+        ("normal", {"mu": {"dist": "t", "df": 0, "loc": 0, "scale": 1}}, "mu.df"),
+        ("normal", {"mu": {"dist": "skewnorm", "a": 2, "scale": -1}}, "mu.scale"),
+        ("normal", {"mu": {"dist": "skewnorm", "b": 2}}, "mu.b"),
+        ("gamma", {"shape": {"shape": 2, "rate": 1}}, "shape.dist"),  # no default dist
+        (
+            "normal",
+            {
+                "mu": {"dist": "laplace", "loc": 0, "scale": 1},
+                "sigma2": {"dist": "gamma", "shape": 2, "rate": 1},
+            },
+            "sigma2.dist",
+        ),
         ("poisson", {"lam": {"shape": 0.5, "rate": 1}}, "lam.shape"),
         ("exponential", {"rate": {"shape": 2, "rate": -1}}, "rate.rate"),
         ("normal", {"mu": {"mean": float("nan"), "var": 1}}, "mu.mean"),
         ("normal", {"mu": {"mean": 0, "var": 0}}, "mu.var"),
         ("normal", {"sigma2": {"shape": 0, "scale": 1}}, "sigma2.shape"),
-        ("normal", {"sigma2": {"dist": "gamma", "shape": 2, "rate": 1}}, "sigma2.dist"),
         ("normal", {"p": {"a": 2, "b": 2}}, "p"),
     ],
 )

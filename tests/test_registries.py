@@ -62,7 +62,19 @@ def test_a_new_estimator_kind_is_one_class():
 
 def test_the_registries_hold_the_built_ins():
     assert {"bernoulli", "poisson", "normal", "student_t", "negative_binomial"} <= set(FAMILIES)
-    assert {"mle", "map", "mean", "median", "moments", "unbiased_variance"} == set(ESTIMATORS)
+    assert {
+        "mle",
+        "map",
+        "mean",
+        "median",
+        "moments",
+        "unbiased_variance",
+        "huber",
+        "tukey",
+        "trimmed_mean",
+        "winsorized_mean",
+        "hodges_lehmann",
+    } == set(ESTIMATORS)
     assert "plugin" not in ESTIMATORS and PluginEstimator.register is False
     assert set(STUDIES) == {
         "summary",
@@ -71,4 +83,8 @@ def test_the_registries_hold_the_built_ins():
         "consistency",
         "crlb_efficiency",
         "asymptotic_normality",
+        "misspecification",
+        "map_vs_mle",
+        "robustness",
+        "sensitivity_curve",
     }
