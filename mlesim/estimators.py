@@ -164,7 +164,22 @@ def check_fixed_option(model: Family, fixed: Any, key: str) -> dict[str, float]:
     return {k: float(v) for k, v in fixed.items()}
 
 
-class MLE(Estimator):
+class HoldsFixed(Estimator):
+    """An estimator with the ``fixed`` option: the parameters it holds at given values
+    are not estimated (no kind of its own)."""
+
+    fixed: dict[str, float]
+
+    @property
+    def param_names_(self):
+        return tuple(n for n in self.model.params if n not in self.fixed)
+
+    @property
+    def held_fixed(self) -> dict[str, float]:
+        return dict(self.fixed)
+
+
+class MLE(HoldsFixed):
     """Maximum likelihood, batched over replicates (closed form or batched Newton).
 
     Options
@@ -190,14 +205,6 @@ class MLE(Estimator):
                 f"{self.key}.se", f"unknown {self.se!r}; allowed: {', '.join(SE_METHODS)}"
             )
 
-    @property
-    def param_names_(self):
-        return tuple(n for n in self.model.params if n not in self.fixed)
-
-    @property
-    def held_fixed(self) -> dict[str, float]:
-        return dict(self.fixed)
-
     def _fit(self, x):
         res = self.model.mle(x, self.fixed or None)
         free = fixed_mask(self.model, self.fixed)
@@ -212,7 +219,7 @@ class MLE(Estimator):
         return res.theta[:, free], se, res.n_iter
 
 
-class MAP(Estimator):
+class MAP(HoldsFixed):
     """Maximum a posteriori: the mode of log L(θ) + Σ_j log π_j(θ_j) (see :mod:`mlesim.priors`).
 
     Options
@@ -234,14 +241,6 @@ class MAP(Estimator):
         self.fixed = check_fixed_option(self.model, self.fixed, f"{self.key}.fixed")
         prior = dict(self.prior or {})
         self.prior = check_prior(self.model, prior, f"{self.key}.prior", self.fixed)
-
-    @property
-    def param_names_(self):
-        return tuple(n for n in self.model.params if n not in self.fixed)
-
-    @property
-    def held_fixed(self) -> dict[str, float]:
-        return dict(self.fixed)
 
     def _fit(self, x):
         est, se, n_iter, self._conv, self._reason = map_estimate(

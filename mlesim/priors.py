@@ -54,7 +54,7 @@ import scipy.stats as st
 from mlesim import optimize
 from mlesim.errors import ConfigError
 from mlesim.families import Family
-from mlesim.families.base import estimable, fixed_mask
+from mlesim.families.base import estimable, fixed_mask, from_free, to_free
 from mlesim.families.closed_form import row_mean
 from mlesim.families.smooth import SmoothFamily, subset, transform_derivs
 from mlesim.standard_errors import at_boundary, pinned_se, stand_in
@@ -449,11 +449,11 @@ def newton_map(
         lo, hi = model.limits(free)
         lower, upper = np.maximum(lower, lo), np.minimum(upper, hi)
     with np.errstate(all="ignore"):
-        z0 = np.column_stack([model.domains[n].to_free(theta0[:, model.index(n)]) for n in names])
+        z0 = to_free(model, theta0, free)
         res = optimize.newton_maximise(
             _objective(model, x, prior, fixed, free), z0, lower=lower, upper=upper, maxiter=200
         )
-    theta = _from_z(model, res.z, free, fixed)
+    theta = from_free(model, res.z, free, fixed)
     conv, reason = res.converged.copy(), res.reasons()
     edge = res.status == optimize.BOUNDARY
     reason[edge] = (
@@ -472,16 +472,6 @@ def newton_map(
         reason[edge] = ""
     conv &= estimable(model, theta)
     return theta, res.n_iter, conv, reason
-
-
-def _from_z(model: Family, z: np.ndarray, free: np.ndarray, fixed: Mapping) -> np.ndarray:
-    theta = np.empty((z.shape[0], model.p))
-    names = [n for n, f in zip(model.params, free, strict=True) if f]
-    for i, name in enumerate(names):
-        theta[:, model.index(name)] = model.domains[name].from_free(z[:, i])
-    for name, value in fixed.items():
-        theta[:, model.index(name)] = value
-    return theta
 
 
 def _start(model: Family, x: np.ndarray, prior: Mapping, fixed: Mapping) -> np.ndarray:
@@ -509,7 +499,7 @@ def _objective(
     data = model.prepare(x) if isinstance(model, SmoothFamily) else None
 
     def fun(z, rows):
-        theta = _from_z(model, z, free, fixed)
+        theta = from_free(model, z, free, fixed)
         if data is not None:
             f, g, h = model.derivs(subset(data, rows), theta)
         else:

@@ -319,3 +319,22 @@ def fill_fixed(family: Family, theta: np.ndarray, fixed: Mapping[str, float] | N
     for name, value in (fixed or {}).items():
         theta[:, family.index(name)] = value
     return theta
+
+
+def to_free(family: Family, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Free columns of ``theta`` (m, p) on the unconstrained scale (log, logit), (m, k)."""
+    names = [n for n, f in zip(family.params, free, strict=True) if f]
+    return np.column_stack([family.domains[n].to_free(theta[:, family.index(n)]) for n in names])
+
+
+def from_free(
+    family: Family, z: np.ndarray, free: np.ndarray, fixed: Mapping[str, float]
+) -> np.ndarray:
+    """Full θ (m, p) from free coordinates ``z`` (m, k) and the fixed values."""
+    theta = np.empty((z.shape[0], family.p))
+    names = [n for n, f in zip(family.params, free, strict=True) if f]
+    for i, name in enumerate(names):
+        theta[:, family.index(name)] = family.domains[name].from_free(z[:, i])
+    for name, value in fixed.items():
+        theta[:, family.index(name)] = value
+    return theta

@@ -16,7 +16,15 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from mlesim import optimize
-from mlesim.families.base import Domain, Family, FitResult, estimable, fixed_mask
+from mlesim.families.base import (
+    Domain,
+    Family,
+    FitResult,
+    estimable,
+    fixed_mask,
+    from_free,
+    to_free,
+)
 
 Data = dict[str, np.ndarray]
 
@@ -119,19 +127,11 @@ class SmoothFamily(Family):
 
     def to_z(self, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
         """Free columns of ``theta`` (m, p) on the unconstrained scale, (m, k)."""
-        names = [n for n, f in zip(self.params, free, strict=True) if f]
-        cols = [self.domains[n].to_free(theta[:, self.index(n)]) for n in names]
-        return np.column_stack(cols)
+        return to_free(self, theta, free)
 
     def from_z(self, z: np.ndarray, free: np.ndarray, fixed: dict[str, float]) -> np.ndarray:
         """Full θ (m, p) from free coordinates ``z`` (m, k) and the fixed values."""
-        theta = np.empty((z.shape[0], self.p))
-        names = [n for n, f in zip(self.params, free, strict=True) if f]
-        for i, name in enumerate(names):
-            theta[:, self.index(name)] = self.domains[name].from_free(z[:, i])
-        for name, value in fixed.items():
-            theta[:, self.index(name)] = value
-        return theta
+        return from_free(self, z, free, fixed)
 
     def objective(self, data: Data, free: np.ndarray, fixed: dict) -> optimize.Objective:
         """The log-likelihood as a function of the free coordinates z, for the optimiser."""
