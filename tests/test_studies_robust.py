@@ -77,7 +77,11 @@ def test_efficiency_at_the_clean_normal_matches_theory(outliers):
     assert "outliers wreck the mean but not the median" in report
     assert "| median |" in report and "[0.637]" in report  # 2/π beside the simulation
     names = sorted(p.name for p, _ in out["figures"])
-    assert names == ["robustness_efficiency_n=200.png", "robustness_mu_n=200.png"]
+    assert names == [
+        "robustness_breakdown_n=200.png",
+        "robustness_efficiency_n=200.png",
+        "robustness_mu_n=200.png",
+    ]
 
 
 def test_relative_efficiency_mcse_is_calibrated():
