@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
 
+from mlesim import robust
 from mlesim.errors import ConfigError
 from mlesim.families import Family
 from mlesim.families.base import estimable, fixed_mask
@@ -362,30 +362,8 @@ class Median(Estimator):
                 se = 1.0 / (2.0 * dens * np.sqrt(x.shape[1]))
             se[x.max(axis=1) == x.min(axis=1)] = 0.0  # no spread: the fitted density is a spike
         else:
-            se = maritz_jarrett_se(x)
+            se = robust.maritz_jarrett_se(x)
         return med[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
-
-
-def maritz_jarrett_se(x: np.ndarray) -> np.ndarray:
-    """Maritz–Jarrett standard error of the sample median of each row of ``x`` (R, n).
-
-    Returns (R,): sqrt(Σ W_i x₍ᵢ₎² − (Σ W_i x₍ᵢ₎)²) with W_i the Beta(m, n − m + 1)
-    probability of ((i − 1)/n, i/n], m = ⌊n/2⌋ + 1 (see :class:`Median`). For even n
-    this is the SE of the upper middle order statistic, which the median averages with
-    its neighbour. The sorted rows are shifted by their medians first, which leaves the
-    variance unchanged and avoids cancellation. NaN for n = 1 (no spread to see).
-    """
-    n = x.shape[1]
-    if n < 2:
-        return np.full(x.shape[0], np.nan)
-    m = n // 2 + 1
-    edges = stats.beta.cdf(np.arange(n + 1) / n, m, n - m + 1)
-    w = np.diff(edges)
-    xs = np.sort(x, axis=1)
-    xs -= xs[:, m - 1, None]
-    first = xs @ w
-    with np.errstate(invalid="ignore"):
-        return np.sqrt(np.maximum((xs * xs) @ w - first**2, 0.0))
 
 
 # ---------------------------------------------- robust estimators of the centre (mlesim.robust)
@@ -482,8 +460,6 @@ class HuberLocation(RobustLocation):
             )
 
     def _estimate(self, x):
-        from mlesim import robust
-
         return robust.huber_location(x, self.k, self.scale)
 
 
@@ -505,8 +481,6 @@ class TukeyLocation(RobustLocation):
         self.c = self._number("c", 4.685, 0.0)
 
     def _estimate(self, x):
-        from mlesim import robust
-
         return robust.tukey_location(x, self.c)
 
 
@@ -532,8 +506,6 @@ class TrimmedMean(RobustLocation):
         return 1 if self.proportion == 0 else 0
 
     def _estimate(self, x):
-        from mlesim import robust
-
         return robust.trimmed_mean(x, self.proportion)
 
 
@@ -550,8 +522,6 @@ class WinsorizedMean(TrimmedMean):
     no_se_reason = "no standard error: n - 2g < 2 observations left unwinsorized"
 
     def _estimate(self, x):
-        from mlesim import robust
-
         return robust.winsorized_mean(x, self.proportion)
 
 
@@ -563,8 +533,6 @@ class HodgesLehmann(RobustLocation):
     kind = "hodges_lehmann"
 
     def _estimate(self, x):
-        from mlesim import robust
-
         return robust.hodges_lehmann(x)
 
 

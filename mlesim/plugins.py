@@ -35,6 +35,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import tokenize
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -157,8 +158,11 @@ def source_digest(target: str, search_path: str | None = None) -> str:
         obj = _LOCAL_OBJECTS.get(target)
         try:
             text = inspect.getsource(obj)
-        except (TypeError, OSError):
-            text = repr(obj)
+        except (TypeError, OSError, SyntaxError, tokenize.TokenError):
+            # no source to read (a lambda typed at a prompt, code compiled from a string
+            # whose "file" holds something else): its code object stands in
+            code = getattr(obj, "__code__", None)
+            text = repr(obj) if code is None else repr((code.co_code, code.co_consts))
         return hashlib.sha256(text.encode()).hexdigest()
     add_search_path(search_path)
     module_name = target.rpartition(".")[0]

@@ -137,6 +137,39 @@ def _beyond_the_bound(extended: pd.DataFrame, keys: list[str]) -> list[str]:
     ]
 
 
+def _values(values) -> str:
+    """A list of values as ``[0, 0.05, 0.1]`` (no float noise, no quotes)."""
+    if isinstance(values, list | tuple):
+        return "[" + ", ".join(_values(v) for v in values) + "]"
+    return f"{values:g}" if isinstance(values, float) else str(values)
+
+
+def _mapping(values: dict) -> str:
+    return ", ".join(f"{k} = {_values(v)}" for k, v in values.items())
+
+
+def _law(part: dict, prefix: str, design: dict) -> str:
+    """``family(a=1, b ∈ [..])`` of the truth or the contamination, design values shown."""
+    name = part.get("family") or part.get("_target_")
+    params = ", ".join(
+        f"{k} ∈ {_values(design[f'{prefix}.params.{k}'])}"
+        if f"{prefix}.params.{k}" in design
+        else f"{k}={_values(v)}"
+        for k, v in (part.get("params") or {}).items()
+    )
+    return f"{name}({params})"
+
+
+def _contamination(cont: dict | None, design: dict) -> str:
+    """The contamination in words: 'none', or 'fraction 0.05 of normal(mu=10, sigma2=1)'."""
+    if not cont:
+        return "none"
+    key = "contamination.fraction"
+    fraction = _values(design[key]) if key in design else _values(cont["fraction"])
+    word = "fractions" if key in design else "fraction"
+    return f"{word} {fraction} of {_law(cont, 'contamination', design)}"
+
+
 def write_report(
     path: Path,
     spec: StudySpec,
@@ -148,19 +181,20 @@ def write_report(
     cfg = spec.config
     truth = cfg["truth"]
     design = cfg["design"] or {}
-    params = ", ".join(
-        f"{k} ∈ {design[f'truth.params.{k}']}" if f"truth.params.{k}" in design else f"{k}={v}"
-        for k, v in (truth["params"] or {}).items()
+    varied = ", ".join(f"{k} ∈ {_values(v)}" for k, v in design.items())
+    model = (
+        f"model ∈ {_values(design['model'])}"
+        if "model" in design
+        else (f"model: {cfg['model'] or truth.get('family') or 'none'}")
     )
     head = [
         f"# {cfg['name']}: study `{cfg['study']}`",
         "",
-        f"Truth: {truth.get('family') or truth.get('_target_')}({params}); "
-        f"model: {cfg['model'] or truth.get('family') or 'none'}; "
-        + (f"estimand: {cfg['estimand']}; " if isinstance(cfg["estimand"], dict) else "")
-        + f"contamination: {cfg['contamination'] or 'none'}; "
+        f"Truth: {_law(truth, 'truth', design)}; {model}; "
+        + (f"estimand: {_mapping(cfg['estimand'])}; " if isinstance(cfg["estimand"], dict) else "")
+        + f"contamination: {_contamination(cfg['contamination'], design)}; "
         f"{cfg['replications']} replications per cell; seed {cfg['seed']}; "
-        f"n = {cfg['n']}" + (f"; design: {cfg['design']}" if cfg["design"] else "") + ".",
+        f"n = {_values(cfg['n'])}" + (f"; design: {varied}" if varied else "") + ".",
         "",
     ]
     body = []

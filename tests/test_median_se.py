@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import scipy.stats as st
 
-from mlesim.estimators import make_estimator, maritz_jarrett_se
+from mlesim.estimators import make_estimator
 from mlesim.families import get_family
 from mlesim.metrics import performance
+from mlesim.robust import maritz_jarrett_se
 from tests.conftest import Z
 
 

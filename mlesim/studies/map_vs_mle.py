@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 OPTIONS: dict = {"data": [1, 1, 1]}
 MODELS = ("normal", "bernoulli")
+#: line styles of the exact curves, so that equal curves stay visible
+LINESTYLES = ("-", "--", ":", "-.")
 
 
 def check(config: dict) -> None:
@@ -106,10 +108,11 @@ def _moments_figure(ctx, cell, summary, scen, param):
         plots.errorbars(axes[0, 1], x, rows["mse"], rows["mse_mcse"], label, color=color)
         theory = exact(spec, scen, grid)
         if theory is not None:
-            axes[0, 0].plot(grid, theory["bias"], color=color, lw=1.2)
-            axes[0, 1].plot(grid, theory["mse"], color=color, lw=1.2)
-    axes[0, 0].axhline(0.0, color="k", lw=0.8)
-    axes[0, 1].plot([], [], "k-", lw=1.2, label="exact")
+            style = {"color": color, "lw": 1.2, "ls": LINESTYLES[i % len(LINESTYLES)]}
+            axes[0, 0].plot(grid, theory["bias"], **style)
+            axes[0, 1].plot(grid, theory["mse"], **style)
+    axes[0, 0].axhline(0.0, color="grey", lw=0.8, zorder=0)
+    axes[0, 1].plot([], [], "-", color="grey", lw=1.2, label="lines: exact\n(estimator's colour)")
     title = ", ".join(f"{k} = {v}" for k, v in cell.items()) or None
     plots.label_axes(axes[0, 0], "sample size n", f"bias of {param}", title, logx=True)
     plots.label_axes(axes[0, 1], "sample size n", f"MSE of {param}", title, logx=True, logy=True)
@@ -134,10 +137,10 @@ def _share_figure(ctx, cell, reps, scen, labels):
         plots.errorbars(ax, plots.dodge(n, i, len(labels)), share, mcse, label, color=f"C{i}")
         theory = exact(spec, scen, grid)
         if theory is not None and theory["special"] is not None:
-            ax.plot(grid, theory["special"], color=f"C{i}", lw=1.2)
+            ax.plot(grid, theory["special"], color=f"C{i}", lw=1.2, ls=LINESTYLES[i % 4])
     what = "p̂ ∈ {0, 1}" if model == "bernoulli" else "μ̂ = prior centre (exact zero)"
     title = ", ".join(f"{k} = {v}" for k, v in cell.items()) or None
-    ax.plot([], [], "k-", lw=1.2, label="exact")
+    ax.plot([], [], "-", color="grey", lw=1.2, label="lines: exact\n(estimator's colour)")
     plots.label_axes(ax, "sample size n", f"share with {what}", title, logx=True)
     plots.legend_outside(ax)
     path = plots.save(fig, ctx.figdir / f"map_vs_mle_zeros{plots.cell_suffix(cell)}.png")
@@ -149,6 +152,11 @@ def _share_figure(ctx, cell, reps, scen, labels):
 
 
 # -------------------------------------------------------------------------- notes
+def _num(value: float) -> str:
+    """A theory value to 4 significant digits, rounding noise (|v| < 1e-12) shown as 0."""
+    return "0" if abs(value) < 1e-12 else f"{value:.4g}"
+
+
 def _pm(value: float, mcse: float) -> str:
     """``v ± m`` to the MCSE's second significant digit (MSEs span decades)."""
     if not np.isfinite(mcse) or mcse == 0:
@@ -175,8 +183,9 @@ def _note(ctx, summary, reps, scen) -> str:
             f"**Seed claim: the MLE fails on small samples; a prior smooths it.** After "
             f"{k} heads in {m} flips the MLE is p̂ = {k / m:.3g}"
             + (" — certainty" if k in (0, m) else "")
-            + "; under a Beta(a, b) prior the MAP is (k + a − 1)/(m + a + b − 2), e.g. "
-            f"{(k + 1) / (m + 2):.3g} for Beta(2, 2) (Laplace's add-one rule). "
+            + "; under a Beta(a, b) prior the MAP after k heads in n flips is "
+            f"(k + a − 1)/(n + a + b − 2), here {(k + 1) / (m + 2):.3g} for Beta(2, 2) "
+            "(Laplace's add-one rule). "
             "Simulated against exact values (enumeration of the binomial):"
         )
     for label, rows in plots.by_estimator(summary, param).items():
@@ -188,15 +197,15 @@ def _note(ctx, summary, reps, scen) -> str:
             text = f"n = {r['n']:g}: bias {_pm(r['bias'], r['bias_mcse'])}"
             text += f", MSE {_pm(r['mse'], r['mse_mcse'])}"
             if theory is not None:
-                text += f" (exact {theory['bias'][pos]:.4g}, {theory['mse'][pos]:.4g})"
+                text += f" (exact {_num(theory['bias'][pos])}, {_num(theory['mse'][pos])})"
             parts.append(text)
         lines.append(f"- {label}: " + "; ".join(parts) + ".")
         if theory is not None and theory["special"] is not None:
             n, share, mcse = special_share(reps, label, model, spec)
             lines[-1] += (
                 f" Share of {'p̂ ∈ {0, 1}' if model == 'bernoulli' else 'exact zeros'} at n = "
-                f"{first_n}: {plots.pm(share[0], mcse[0])} (exact {theory['special'][0]:.3f});"
-                f" at n = {last_n}: {plots.pm(share[-1], mcse[-1])} "
+                f"{first_n}: {_pm(share[0], mcse[0])} (exact {theory['special'][0]:.3f});"
+                f" at n = {last_n}: {_pm(share[-1], mcse[-1])} "
                 f"(exact {theory['special'][-1]:.3f})."
             )
     if model == "normal" and all(

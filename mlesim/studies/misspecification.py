@@ -151,10 +151,14 @@ def _figure(ctx, cell, summary, param, theory, level):
         limit = round(limiting_coverage(theory[se][j], v, level), 3)
         limits.setdefault(limit, []).append(label)
     for limit, labels in limits.items():
+        if abs(limit - level) < 5e-4:  # the sandwich's limit is the nominal level
+            ax.plot([], [], ls=":", color="grey", label=f"limit = nominal: {', '.join(labels)}")
+            continue
         ax.axhline(
             limit, color="grey", ls=":", lw=1.2, label=f"limit {limit:.3f}: {', '.join(labels)}"
         )
     ax.axhline(level, color="k", lw=1, label=f"nominal {level:g}")
+    ax.set_ylim(top=max(ax.get_ylim()[1], level + 0.02))
     plots.label_axes(
         ax, "sample size n", f"coverage of the {level:.0%} interval for {param}", title, logx=True
     )
@@ -199,8 +203,9 @@ def _note(ctx, cell, summary, scen, target, theory, level) -> str:
             "Where a coverage is still more than 4 MCSE from its limit at the largest n, the "
             "approach is slow, not wrong: the SEs are themselves estimates, and their spread "
             "shrinks slowly when high moments of the data are large (t₅ has no eighth "
-            "moment; a plain-numpy check of the normal-on-t₅ case gave 0.705 at n = 3000, "
-            "0.720 at 30 000 and 0.697 at 300 000 for the limit 0.673)."
+            "moment; an independent plain-numpy check of the normal-on-t₅ case, R = 20 000, "
+            "gave 0.718 ± 0.003 at n = 3000 and 0.688 ± 0.007 at n = 30 000 for the limit "
+            "0.673)."
         )
     return "\n".join(lines)
 

@@ -136,16 +136,24 @@ def _figure(ctx, summary, param: str, n: int, level: float):
     for i, (label, rows) in enumerate(groups.items()):
         color = f"C{i}"
         x = rows[FRACTION].to_numpy(float) + (i - (len(groups) - 1) / 2) * 0.002
-        plots.errorbars(axes[0, 0], x, rows["bias"], rows["bias_mcse"], label, color=color)
+        shown = _display(ctx, label)
+        plots.errorbars(axes[0, 0], x, rows["bias"], rows["bias_mcse"], shown, color=color)
         rmse_mcse = analysis.rmse_mcse(rows["mse"], rows["mse_mcse"])
-        plots.errorbars(axes[0, 1], x, rows["rmse"], rmse_mcse, label, color=color)
-        plots.errorbars(axes[0, 2], x, rows["coverage"], rows["coverage_mcse"], label, color=color)
+        plots.errorbars(axes[0, 1], x, rows["rmse"], rmse_mcse, shown, color=color)
+        plots.errorbars(axes[0, 2], x, rows["coverage"], rows["coverage_mcse"], shown, color=color)
         bias, rmse = _curves(ctx, scen, label, grid, n)
         axes[0, 0].plot(grid, bias, color=color, lw=1.2)
         axes[0, 1].plot(grid, rmse, color=color, lw=1.2)
     axes[0, 0].axhline(0.0, color="k", lw=0.8)
     axes[0, 2].axhline(level, color="k", lw=1, ls="--", label=f"nominal {level:g}")
-    axes[0, 2].plot([], [], "k-", lw=1.2, label="asymptotic theory")
+    axes[0, 2].plot(
+        [],
+        [],
+        "-",
+        color="grey",
+        lw=1.2,
+        label="lines in the bias and RMSE\npanels: asymptotic theory",
+    )
     title = f"n = {n}; outliers ~ {_law(ctx, scen)}"
     plots.label_axes(axes[0, 0], "contamination fraction ε", f"bias of {param}", title)
     plots.label_axes(axes[0, 1], "contamination fraction ε", f"RMSE of {param}", title, logy=True)
@@ -170,6 +178,17 @@ def _figure(ctx, summary, param: str, n: int, level: float):
 def _law(ctx: StudyContext, scen) -> str:
     m, s2 = _outliers(ctx, scen)
     return f"N({m:g}, {s2:g})"
+
+
+def _display(ctx: StudyContext, label: str) -> str:
+    """An estimator's label for legends: the label, and what an MLE of a non-normal
+    model is (the t₃-MLE is not the mean)."""
+    spec = ctx.spec["estimators"].get(label, {})
+    model = ctx.spec.conditions[0].scenario.model
+    if spec.get("kind") != "mle" or model.name == "normal":
+        return label
+    fixed = ", ".join(f"{k} = {v:g}" for k, v in (spec.get("fixed") or {}).items())
+    return f"{label} ({model.name} MLE{', ' + fixed if fixed else ''})"
 
 
 def relative_efficiency(reps: pd.DataFrame, label: str, reference: str) -> tuple[float, float]:
@@ -201,7 +220,9 @@ def _efficiency_figure(ctx, reps, param, n, reference):
         rows.append((label, eff, mcse, theory))
         plots.errorbars(ax, [i], [eff], [mcse], "simulation" if i == 0 else None, color="C0")
         ax.plot([i], [theory], "k_", ms=22, mew=2, label="asymptotic theory" if i == 0 else None)
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_xticks(
+        range(len(labels)), [_display(ctx, lab) for lab in labels], rotation=30, ha="right"
+    )
     ax.axhline(1.0, color="grey", lw=0.8)
     plots.label_axes(
         ax,
@@ -212,7 +233,7 @@ def _efficiency_figure(ctx, reps, param, n, reference):
     path = plots.save(fig, ctx.figdir / f"robustness_efficiency_n={n}.png")
     caption = (
         f"Efficiency of each estimator of {param} relative to {reference} "
-        f"(Var {reference} / Var estimator) at ε = 0, n = {n}; bars: simulation ± 2 "
+        f"(Var {reference} / Var estimator) at ε = 0, n = {n}; points: simulation ± 2 "
         "Monte Carlo SE (delta method); ticks: asymptotic relative efficiency at the "
         "normal."
     )
@@ -242,7 +263,7 @@ def _breakdown_figure(ctx, summary, param: str, n: int):
                 ax.plot(far, sigma * np.abs(bias), color=f"C{i}", lw=1.2, label=label)
             row = rows[rows[FRACTION] == e]
             if len(row) and m0 > 0:
-                alone = f"{label} (simulated; no theory)" if name is None else None
+                alone = f"{_display(ctx, label)} (simulated)" if name is None else None
                 plots.errorbars(
                     ax, [m0], np.abs(row["bias"]), row["bias_mcse"], alone, color=f"C{i}"
                 )
@@ -300,7 +321,7 @@ def _note(ctx, summary, param, n, eff_rows, reference) -> str:
         etext = "—" if not np.isfinite(eff) else plots.pm(eff, mcse)
         etext = "1 (the reference)" if label == reference else etext
         etext += f" [{teff:.3f}]" if np.isfinite(teff) else ""
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {etext} | {bp} |")
+        lines.append(f"| {_display(ctx, label)} | " + " | ".join(cells) + f" | {etext} | {bp} |")
     lines += ["", _verdict(ctx, summary, shown, reference)]
     return "\n".join(lines)
 

@@ -95,10 +95,11 @@ def render(ctx: StudyContext) -> Rendered:
     lines = [
         f"**Seed claim: outliers wreck the mean but not the median.** Sensitivity curves at "
         f"n = {n} (mean over {int(opts['samples'])} clean samples ± MCSE) against the "
-        "influence function; γ* = sup |IF| (the gross-error sensitivity), read off the "
-        f"simulated curve on |x − μ| ≤ {opts['x_max']:g}σ:",
+        "influence function; γ* = sup |IF| (the gross-error sensitivity) beside the largest "
+        f"simulated |SC| on the grid |x − μ| ≤ {opts['x_max']:g}σ (a maximum of noisy means, "
+        "biased up by a little; its ± is the MCSE at that x):",
         "",
-        "| estimator | γ* simulated | γ* theory | SC at the largest x (theory IF) |",
+        "| estimator | max ∣SC∣ on the grid | γ* theory | SC at the largest x (theory IF) |",
         "|---|---|---|---|",
     ]
     fine = np.linspace(grid[0], grid[-1], 801)
