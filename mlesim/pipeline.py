@@ -13,7 +13,7 @@ from mlesim.checkpoint import ChunkStore
 from mlesim.config import StudySpec
 from mlesim.engine import run_study
 from mlesim.failures import warning_line
-from mlesim.lock import run_lock
+from mlesim.lock import RunDirInUse, run_lock
 from mlesim.report import caveats, write_report
 from mlesim.storage import write_csv, write_parquet, write_text
 from mlesim.studies import render_study
@@ -50,12 +50,59 @@ def keep_record(outdir: Path) -> None:
         shutil.copytree(outdir / ".hydra", outdir / "chunks" / "hydra", dirs_exist_ok=True)
 
 
+#: settings that may change between a run and its resumption (they leave every finished
+#: replicate as it is: more replications extend the run, the rest is presentation)
+RESUMABLE = ("runner", "replications", "stopping", "analysis", "name")
+
+
+def check_same_study(outdir: Path, spec: StudySpec) -> None:
+    """Refuse to write into a run directory that holds another study's results.
+
+    The run's configuration is kept in ``chunks/config.json``; a directory whose record
+    differs from ``spec`` in anything but :data:`RESUMABLE` holds another study, whose
+    report and figures this run would mix with its own.
+
+    Raises
+    ------
+    RunDirInUse
+        At ``hydra.run.dir``, naming the first key that differs.
+    """
+    record = outdir / "chunks" / "config.json"
+    if not record.exists():
+        return
+    try:
+        before = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: the chunks' own fingerprints still guard every number
+    now = json.loads(json.dumps(spec.config, default=repr))
+    first = ["study", "truth", "model", "contamination", "estimators", "n", "seed", "design"]
+    keys = sorted(
+        (set(before) | set(now)) - set(RESUMABLE),
+        key=lambda k: (k not in first, first.index(k) if k in first else 0, k),
+    )
+    differ = [k for k in keys if before.get(k) != now.get(k)]
+    if differ:
+        raise RunDirInUse(
+            "hydra.run.dir",
+            f"{outdir} holds the results of another study ({differ[0]} was "
+            f"{_short(before.get(differ[0]))}, now {_short(now.get(differ[0]))}); allowed: a new "
+            "directory (the default gives every run its own), or the same configuration "
+            "to resume it",
+        )
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     """:func:`run_pipeline` under the run directory's lock."""
     progress = spec["runner"]["progress"] if progress is None else progress
     for tmp in [*outdir.glob(".*.tmp"), *outdir.glob("figures/.*.tmp")]:  # a killed writer's
         tmp.unlink(missing_ok=True)
     chunks = outdir / "chunks"
+    check_same_study(outdir, spec)
     keep_record(outdir)
     store = ChunkStore(chunks, resume=spec["runner"]["resume"])
     write_text(chunks / "config.json", json.dumps(spec.config, indent=1, default=repr))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlesim.config import StudySpec
-from mlesim.storage import write_text
+from mlesim.storage import markdown_table, write_text
 
 SHOWN = [
     "estimator",
@@ -23,16 +23,6 @@ SHOWN = [
     "coverage",
     "efficiency",
 ]
-
-
-def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame as a GitHub Markdown table (no extra dependency)."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in df.itertuples(index=False):
-        cells = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def caveats(extended: pd.DataFrame, factor_names: list[str], compare: str = "own") -> list[str]:
@@ -213,3 +203,43 @@ def write_report(
         "",
     ]
     return write_text(path, "\n".join(head + body))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlesim.report DIR... [--out DIR]``: gather run and sweep directories
+    into one sweep_summary.csv, sweep_failures.csv and sweep_report.md
+    (:func:`mlesim.sweep.build`); ``--results`` rebuilds the curated results/REPORT.md
+    from experiments/ (:func:`mlesim.curate.build`). Errors are one line, exit 2."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mlesim.report",
+        description="Combine mlesim runs and sweeps (e.g. pieces run on a cluster) into "
+        "sweep_summary.csv, sweep_failures.csv and sweep_report.md.",
+    )
+    parser.add_argument("dirs", nargs="*", type=Path, help="run or sweep directories")
+    parser.add_argument("--out", type=Path, help="where to write (default: the one DIR)")
+    parser.add_argument(
+        "--results", action="store_true", help="rebuild results/ from experiments/ instead"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.results:
+            from mlesim.curate import build as curate
+
+            print(curate())
+            return 0
+        if not args.dirs:
+            raise ValueError("give one or more run or sweep directories, or --results")
+        from mlesim.sweep import build
+
+        print(build(args.dirs, args.out))
+    except (OSError, ValueError) as err:
+        print(f"mlesim.report: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

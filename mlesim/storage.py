@@ -1,4 +1,5 @@
-"""Atomic file writes: write beside the target, then rename (POSIX ``rename`` is atomic)."""
+"""Writing tables and text: atomic file writes (write beside the target, then rename —
+POSIX ``rename`` is atomic) and the Markdown tables of the reports."""
 
 from __future__ import annotations
 
@@ -48,3 +49,13 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> Path:
 def write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> Path:
     """Atomically write ``df`` as Parquet without its index."""
     return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
+    """A DataFrame as a GitHub Markdown table (no extra dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        cells = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

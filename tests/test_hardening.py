@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -107,13 +108,17 @@ def test_replay_refuses_a_chunk_made_by_another_configuration(tmp_path):
     run = tmp_path / "run"
     assert _cli(tmp_path, "n=[5]", "replications=40", f"hydra.run.dir={run}").returncode == 0
     assert replay(run, {"n": 5.0}, "mle", 3).data["x"].shape == (5,)  # 5.0 finds n = 5
-    # a later run into the same directory with another truth rewrites the chunks
-    later = _cli(tmp_path, "n=[5]", "replications=40", "truth.params.mu=3", f"hydra.run.dir={run}")
+    # a later run of another truth is refused in this directory (another study) ...
+    mu3 = ("n=[5]", "replications=40", "truth.params.mu=3")
+    refused = _cli(tmp_path, *mu3, f"hydra.run.dir={run}")
+    assert refused.returncode == 2 and "holds the results of another study" in refused.stderr
+    # ... so make its chunks elsewhere and put them beside the first run's record, as a
+    # copy by hand (or a crash of an older version) could
+    other = tmp_path / "other"
+    later = _cli(tmp_path, *mu3, f"hydra.run.dir={other}")
     assert later.returncode == 0
-    saved = run / "chunks" / "config.json"  # as a killed later run would leave it: the
-    text = saved.read_text()  # first run's record beside the later run's chunks
-    assert '"mu": 3' in text
-    saved.write_text(text.replace('"mu": 3', '"mu": 0.0'))
+    for chunk in (other / "chunks").glob("*.npz"):
+        shutil.copy2(chunk, run / "chunks" / chunk.name)
     with pytest.raises(ValueError, match="not made by the configuration recorded there"):
         replay(run, {"n": 5}, "mle", 3)
 

@@ -206,7 +206,7 @@ def _n1_note(summary) -> str:
 def _table_note(df: pd.DataFrame | None) -> str:
     if df is None or df.empty:
         return ""
-    from mlesim.report import markdown_table
+    from mlesim.storage import markdown_table
 
     worst = np.nanmax(np.abs(df["z"].to_numpy()))
     return (
