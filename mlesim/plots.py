@@ -81,6 +81,17 @@ def by_estimator(summary: pd.DataFrame, param: str, **filters) -> dict[str, pd.D
     }
 
 
+def plain_log_ticks(axis) -> None:
+    """Ticks of a log axis at 1, 2, 5 × 10^k labelled as plain numbers (``20``, ``0.05``),
+    no labels on the minor ticks: no overlapping labels when the data span one decade,
+    no ``2×10¹``."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def label_axes(
     ax: Axes,
     xlabel: str,
@@ -94,8 +105,10 @@ def label_axes(
     ax.set_ylabel(ylabel)
     if logx:
         ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
     if logy:
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlesim import plots
@@ -35,16 +36,32 @@ def factors(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     return [c for c in cols if summary[c].nunique(dropna=False) > 1] + ["n"]
 
 
-def measure_figures(out: Path, summary: pd.DataFrame, keys: list[str], measure: str) -> list:
+#: a nested-loop plot of more conditions than this is not drawn (the table has them)
+MAX_CONDITIONS = 64
+
+
+def measure_figures(
+    out: Path, summary: pd.DataFrame, keys: list[str], measure: str, skipped: list[str]
+) -> list:
     """Nested-loop plots of ``measure`` (± 2 MCSE) over the sweep's conditions, one per
-    parameter (:func:`mlesim.plots.nested_loop_plot`); returns [(path, param)]."""
+    parameter (:func:`mlesim.plots.nested_loop_plot`); returns [(path, param)]. A
+    parameter whose runs span more than :data:`MAX_CONDITIONS` conditions (a sweep over
+    unrelated presets) is listed in ``skipped`` instead."""
     table = summary.copy()
     if measure == "rmse":
         table["rmse_mcse"] = rmse_mcse(table["mse"], table["mse_mcse"])
     out_paths = []
     for param in dict.fromkeys(table["param"]):
-        rows = table[table["param"] == param]
-        fig = plots.nested_loop_plot(rows, measure, factors=factors(rows, keys))
+        rows = table[table["param"] == param].copy()
+        cols = factors(rows, keys)
+        for col in cols:  # a factor some runs do not have: a level of its own
+            if rows[col].isna().any():
+                rows[col] = rows[col].map(lambda v: "—" if pd.isna(v) else _text(v))
+        size = int(np.prod([rows[c].nunique(dropna=False) for c in cols]))  # the full product
+        if size > MAX_CONDITIONS:
+            skipped.append(f"{LABELS[measure]} of {param}: {size} conditions")
+            continue
+        fig = plots.nested_loop_plot(rows, measure, factors=cols)
         fig.suptitle(f"{LABELS[measure]} of {param}", fontsize=11)
         path = plots.save(fig, out / "figures" / f"sweep_{measure}_{param}.png")
         out_paths.append((path, param))
@@ -73,15 +90,22 @@ def write_sweep_report(
     lines.append("")
     for stale in (out / "figures").glob("sweep_*.png"):  # an earlier build's
         stale.unlink()
+    skipped: list[str] = []
     if len(summary):
         for measure in MEASURES_ORDER:
-            for path, param in measure_figures(out, summary, keys, measure):
+            for path, param in measure_figures(out, summary, keys, measure, skipped):
                 rel = path.relative_to(out).as_posix()
                 caption = (
                     f"{LABELS[measure]} of {param} for each estimator over the swept "
                     "conditions (nested-loop plot; ± 2 Monte Carlo SE)"
                 )
                 lines += [f"![{caption}]({rel})", "", f"*{caption}.*", ""]
+        if skipped:
+            lines += [
+                "Not drawn (too many conditions for one nested-loop plot; the rows are in "
+                "`sweep_summary.csv`): " + "; ".join(skipped) + ".",
+                "",
+            ]
         shown = [
             c
             for c in [

@@ -27,7 +27,9 @@ def test_every_preset_runs_in_one_sweep(tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    runs = sorted((tmp_path / "sweep").glob("*_*"))
+    runs = sorted(p for p in (tmp_path / "sweep").glob("*_*") if p.is_dir())
+    report = (tmp_path / "sweep" / "sweep_report.md").read_text()  # the sweep callback's
+    assert f"{len(PRESETS)} runs, {len(PRESETS)} finished" in report
     names = sorted(p.name.split("_", 1)[1] for p in runs)
     assert names == PRESETS
     for run in runs:

@@ -86,7 +86,10 @@ def test_misspecification_preset_covers_as_theory_says(tmp_path):
         assert abs(row["coverage"] - want) < Z * row["coverage_mcse"], (label, row["coverage"])
     report = (tmp_path / "report.md").read_text()
     assert "lam* = 4" in report and "KL(g ‖ f_θ*) = " in report
-    assert sorted(p.name for p, _ in out["figures"]) == ["misspecification_lam.png"]
+    assert sorted(p.name for p, _ in out["figures"]) == [
+        "misspecification_lam.png",
+        "misspecification_zip_lam.png",
+    ]
 
 
 def test_misspecification_refuses_a_right_model():

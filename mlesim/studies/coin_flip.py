@@ -126,6 +126,11 @@ def _sampling_figure(ctx):
             ax.plot(support, pmf, "k.", ms=5, label="Binomial(n, p)/n")
             ax.axvline(p, color="C3", lw=0.8, ls="--", label="true p")
             plots.label_axes(ax, "p̂", "probability", f"n = {n}, p = {p:g}")
+            seen = support[(pmf > 1e-4) | (counts > 0)]  # where the law has its mass
+            pad = max(1.5 / n, 0.02)
+            ax.set_xlim(max(seen.min() - pad, -0.06), min(seen.max() + pad, 1.06))
+            ax.get_legend().remove()
+    plots.legend_outside(axes[0, -1])
     path = plots.save(fig, ctx.figdir / "coin_sampling_distribution.png")
     return (
         path,

@@ -172,6 +172,27 @@ def _figure(ctx, cell, summary, param, theory, level):
     return path, caption
 
 
+def _zip_figure(ctx, cell, summary, param, target, level):
+    """rsimsum's zip plot of the intervals at the largest n, one panel per SE."""
+    model = ctx.spec.conditions[0].scenario.model
+    n = int(summary["n"].max())
+    reps = analysis.cell_rows(ctx.replicates, cell)
+    mles = [lab for lab, s in ctx.spec["estimators"].items() if s.get("kind") == "mle"]
+    reps = reps[(reps["n"] == n) & (reps["param"] == param) & reps["estimator"].isin(mles)]
+    reps = reps.assign(estimator=reps["estimator"].astype(str))
+    fig = plots.zip_plot(reps, float(target[model.index(param)]), level=level)
+    fig.suptitle(f"{param} at n = {n}: which intervals miss θ*", fontsize=11)
+    path = plots.save(
+        fig, ctx.figdir / f"misspecification_zip_{param}{plots.cell_suffix(cell)}.png"
+    )
+    caption = (
+        f"Zip plot (Morris, White & Crowther 2019) of the {level:.0%} intervals for {param} at "
+        f"n = {n}{plots.cell_title(cell)}, ranked by |θ̂ − θ*|/SE: the share that misses θ* is "
+        "the red top band, with the coverage ± 2 MCSE."
+    )
+    return path, caption
+
+
 def _note(ctx, cell, summary, scen, target, theory, level) -> str:
     model, law = scen.model, scen._law()
     star = ", ".join(f"{k}* = {v:.4g}" for k, v in model.as_dict(target).items())
@@ -221,5 +242,6 @@ def render(ctx: StudyContext) -> Rendered:
         theory = limiting_variances(scen, target)
         for param in dict.fromkeys(summary["param"]):
             figures.append(_figure(ctx, cell, summary, param, theory, level))
+            figures.append(_zip_figure(ctx, cell, summary, param, target, level))
         notes.append(_note(ctx, cell, summary, scen, target, theory, level))
     return figures, notes
