@@ -56,6 +56,16 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
-        cells = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in row]
+        cells = [_cell(v, digits) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(value, digits: int) -> str:
+    """A table cell: floats to ``digits`` significant digits, rounding noise
+    (|v| < 1e-12, e.g. an exact theory of 0 computed as −1.1e-16) as 0."""
+    if not isinstance(value, float):
+        return str(value)
+    if value != 0 and abs(value) < 1e-12:
+        return "0"
+    return f"{value:.{digits}g}"
