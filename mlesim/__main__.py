@@ -5,6 +5,10 @@ the summary and the study's figures together (see :mod:`mlesim.pipeline`). Bad
 input — an unknown key, a wrong type, a value out of its domain, an unwritable run
 directory — ends the program with one line on stderr, ``mlesim: error: <key>: <what
 is wrong>; allowed: <values>``, exit status 2, and no result files.
+
+``--help`` and ``--version`` are mlesim's own (:mod:`mlesim.cli_help`), answered before
+Hydra starts; Hydra's help is ``--hydra-help``, and its other flags (``--cfg``,
+``--info``, ``--shell-completion``, ``--config-dir``) pass through.
 """
 
 from __future__ import annotations
@@ -17,11 +21,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mlesim.config import register_schema
 from mlesim.error_lines import (
     hydra_error_line,
     omegaconf_error_line,
@@ -30,10 +31,16 @@ from mlesim.error_lines import (
 )
 from mlesim.errors import ConfigError
 
-__all__ = ["config_dir", "hydra_error_line", "main", "task"]
+__all__ = ["config_dir", "hydra_error_line", "launcher_line", "main", "task"]
 
 #: exit status for input mlesim refuses (as argparse uses for bad arguments)
 EXIT_BAD_INPUT = 2
+
+#: Hydra launcher plugins that an extra of mlesim installs (pyproject.toml), by the
+#: prefix of the launcher configs the plugin registers: (extra, plugin package);
+#: hydra-submitit-launcher registers submitit_slurm and submitit_local, which
+#: conf/hydra/launcher/{slurm,local}.yaml extend
+LAUNCHER_EXTRAS = {"submitit_": ("slurm", "hydra-submitit-launcher")}
 
 
 def config_dir() -> str:
@@ -80,8 +87,104 @@ def _discard_empty_run_dir(outdir: Path) -> None:
                 top.rmdir()
 
 
+def _is_flag(arg: str, flag: str, shortest: str, short: str | None = None) -> bool:
+    """``arg`` is ``flag``, an abbreviation of it argparse (Hydra's parser) would take
+    (at least ``shortest``), or its ``short`` form."""
+    return arg == short or (arg.startswith(shortest) and flag.startswith(arg))
+
+
+def own_flags(args: list[str]) -> None:
+    """Answer ``--help`` / ``-h`` and ``--version`` and exit 0; anything else (and
+    every flag next to ``--shell-completion``, Hydra's) is left to Hydra."""
+    if any(_is_flag(a, "--shell-completion", "--s", "-sc") for a in args):
+        return
+    if any(_is_flag(a, "--help", "--he", "-h") for a in args):
+        from mlesim.cli_help import help_text
+
+        _print_and_exit(help_text(config_dir(), args))
+    if any(_is_flag(a, "--version", "--v") for a in args):
+        from mlesim.cli_help import version_line
+
+        _print_and_exit(version_line() + "\n")
+
+
+def _reader_gone() -> NoReturn:
+    """stdout's reader has gone (``mlesim --help | head``): end quietly, status 0 (the
+    interpreter's last flush then writes to /dev/null instead of raising again)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
+
+
+def _print_and_exit(text: str) -> NoReturn:
+    """Write ``text`` to stdout and exit 0, also when the reader stops early."""
+    try:
+        if hasattr(sys.stdout, "reconfigure"):  # a non-UTF-8 terminal: θ̂ as ?, not a crash
+            sys.stdout.reconfigure(errors="replace")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+    sys.exit(0)
+
+
+def _flushed(app) -> None:
+    """``app()``, then flush stdout, so that a reader that has gone (``mlesim --cfg job |
+    head``) is noticed here rather than in the interpreter's last flush."""
+    try:
+        app()
+    except SystemExit:
+        sys.stdout.flush()
+        raise
+    sys.stdout.flush()
+
+
+def launcher_line(err: Exception, argv: list[str] | None = None) -> str | None:
+    """The line for a ``hydra/launcher`` Hydra cannot find, naming the extra that
+    installs its plugin (``pip install 'mlesim[slurm]'``); None for other errors.
+
+    Hydra cannot tell a missing plugin from a misspelt name: both are a config missing
+    from the ``hydra/launcher`` group. A launcher of a plugin an extra installs (chosen
+    directly or through a preset such as ``hydra/launcher=slurm``, as read from
+    ``argv``, default ``sys.argv``) gets the install line; another name gets Hydra's
+    options, and the install line too when the plugin's own launchers are not among them.
+    """
+    from hydra.errors import MissingConfigException
+
+    missing = getattr(err, "missing_cfg_file", None)
+    if not isinstance(err, MissingConfigException) or not missing:
+        return None
+    group, _, name = str(missing).rpartition("/")
+    if group != "hydra/launcher":
+        return None
+    for prefix, (extra, package) in LAUNCHER_EXTRAS.items():
+        if name.startswith(prefix):
+            chosen = [
+                a.split("=", 1)[1]
+                for a in (sys.argv[1:] if argv is None else argv)
+                if a.lstrip("+").startswith("hydra/launcher=")
+            ]
+            via = f"{chosen[-1]} needs {name}" if chosen and chosen[-1] != name else name
+            return (
+                f"hydra/launcher: {via}, a launcher of the Hydra plugin {package}, which is "
+                f"not installed; allowed: pip install 'mlesim[{extra}]' (or '.[{extra}]' in a "
+                "clone), or hydra/launcher=basic (the runs of the sweep one after another on "
+                "this machine)"
+            )
+    line = hydra_error_line(err)
+    options = err.options or []
+    absent = [
+        f"pip install 'mlesim[{extra}]' (or '.[{extra}]' in a clone) for {prefix}*"
+        for prefix, (extra, _) in LAUNCHER_EXTRAS.items()
+        if not any(o.startswith(prefix) for o in options)
+    ]
+    if absent:
+        line += "; a plugin's launchers need the plugin: " + ", ".join(absent)
+    return line
+
+
 def task(cfg: DictConfig) -> None:
     """One Hydra job: validate, simulate, summarise, draw, report."""
+    from hydra.core.hydra_config import HydraConfig
     from omegaconf.errors import OmegaConfBaseException
 
     from mlesim.config import pin_overrides
@@ -161,16 +264,20 @@ def main() -> None:
     unparsable override) and a run directory Hydra cannot create are reported as one
     line and exit status 2, like mlesim's own value checks in :func:`task`.
     """
+    own_flags(sys.argv[1:])
+    import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
+
+    from mlesim.config import register_schema
 
     register_schema()
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let composition errors reach us
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(task)
     try:
-        app()
+        _flushed(app)
     except (HydraException, OmegaConfBaseException) as err:
-        refuse(hydra_error_line(err))
+        refuse(launcher_line(err) or hydra_error_line(err))
     except AssertionError as err:  # Hydra's composition asserts on a key under a null group
         if "Unexpected type for root" not in str(err):
             raise
@@ -179,9 +286,8 @@ def main() -> None:
             "contamination.fraction=0.1 alone); allowed: choose the group first, e.g. "
             "contamination=outliers contamination.fraction=0.1"
         )
-    except BrokenPipeError:  # e.g. `mlesim --help | head`: the reader has gone
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    except BrokenPipeError:  # e.g. `mlesim --cfg job | head`: the reader has gone
+        _reader_gone()
     except OSError as err:
         if raised_in(err, task.__code__):  # the study itself failed: not an input error
             raise

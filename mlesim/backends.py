@@ -44,6 +44,12 @@ DASK_TIMEOUT = 60
 JOIN_TIMEOUT = 10
 
 
+#: the environment variable that sets how much of dask.distributed's own log shows with
+#: runner.backend=dask: warning (unset: only what needs attention; the workers' log at
+#: error), or debug, info, error for the scheduler, client and workers alike
+DASK_LOGS_ENV = "MLESIM_DASK_LOGS"
+DASK_LOG_LEVELS = ("debug", "info", "warning", "error")
+
 #: seconds between two checks of a loky worker's parent
 PARENT_POLL = 1.0
 
@@ -128,46 +134,81 @@ class Pool:
         return self._client
 
 
+def dask_log_level() -> int | None:
+    """The level of :data:`DASK_LOGS_ENV` (None when it is not set)."""
+    value = os.environ.get(DASK_LOGS_ENV, "").strip().lower()
+    if not value:
+        return None
+    if value not in DASK_LOG_LEVELS:
+        raise ConfigError(
+            DASK_LOGS_ENV,
+            f"unknown log level {value!r}; allowed: {', '.join(DASK_LOG_LEVELS)}, or unset "
+            "(warning)",
+        )
+    return getattr(logging, value.upper())
+
+
+@contextlib.contextmanager
+def dask_logs(level: int) -> Iterator[None]:
+    """dask.distributed's loggers in this process (the scheduler of a LocalCluster, the
+    client) at ``level`` while the block runs; as before afterwards. Their INFO lines
+    (a dozen per cluster start and stop) would otherwise reach the run's console and
+    log through the root logger."""
+    logger = logging.getLogger("distributed")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 @contextlib.contextmanager
 def dask_client(dask: dict) -> Iterator[Any]:
     """A dask.distributed Client: joined to ``dask['address']``, or to a LocalCluster of
     ``dask['n_workers']`` single-threaded worker processes started here and closed on exit.
+
+    dask's own log shows warnings only (:func:`dask_logs`; the workers', errors), unless
+    :data:`DASK_LOGS_ENV` asks for another level.
     """
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as err:  # pragma: no cover - dask is an optional extra
         raise RuntimeError(
-            "runner.backend=dask needs dask.distributed: pip install 'mlesim[dask]'"
+            "runner.backend=dask needs dask.distributed: pip install 'mlesim[dask]', or "
+            "'.[dask]' in a clone"
         ) from err
-    if dask.get("address"):
-        log.info("joining the dask scheduler at %s", dask["address"])
-        try:
-            client = Client(dask["address"], timeout=JOIN_TIMEOUT, set_as_default=False)
-        except (OSError, TimeoutError, ValueError, TypeError) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(
-                "runner.dask.address",
-                f"cannot reach a dask scheduler at {dask['address']!r} within {JOIN_TIMEOUT} s "
-                f"({first}); allowed: the address of a running scheduler, e.g. "
-                "tcp://10.0.0.5:8786, or null for a LocalCluster",
-            ) from None
-        with client:
+    asked = dask_log_level()
+    with dask_logs(logging.WARNING if asked is None else asked):
+        if dask.get("address"):
+            log.info("joining the dask scheduler at %s", dask["address"])
+            try:
+                client = Client(dask["address"], timeout=JOIN_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError, TypeError) as err:
+                first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise ConfigError(
+                    "runner.dask.address",
+                    f"cannot reach a dask scheduler at {dask['address']!r} within {JOIN_TIMEOUT} s "
+                    f"({first}); allowed: the address of a running scheduler, e.g. "
+                    "tcp://10.0.0.5:8786, or null for a LocalCluster",
+                ) from None
+            with client:
+                yield client
+            return
+        with (
+            LocalCluster(
+                n_workers=dask["n_workers"],
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR if asked is None else asked,
+            ) as cluster,
+            Client(cluster, timeout=DASK_TIMEOUT, set_as_default=False) as client,
+        ):
+            log.info(
+                "started a dask LocalCluster at %s with %d workers",
+                cluster.scheduler_address,
+                dask["n_workers"],
+            )
             yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=dask["n_workers"],
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster, timeout=DASK_TIMEOUT, set_as_default=False) as client,
-    ):
-        log.info(
-            "started a dask LocalCluster at %s with %d workers",
-            cluster.scheduler_address,
-            dask["n_workers"],
-        )
-        yield client

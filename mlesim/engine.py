@@ -16,7 +16,9 @@ preallocated columns, one chunk at a time.
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,27 +113,122 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------ execution
-def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar: tqdm | None = None) -> int:
+def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar: Progress | None = None) -> int:
     """Run the tasks that ``store`` does not hold yet and save each as it finishes.
 
-    Returns the number of chunks computed (the rest were resumed). ``bar`` (tqdm)
-    grows by ``len(tasks)`` and counts the resumed chunks as done.
+    Returns the number of chunks computed (the rest were resumed). ``bar``
+    (:func:`progress_bar`) grows by ``tasks`` and counts the resumed chunks as done.
     """
     todo = store.pending(tasks)
     if bar is not None:
-        bar.total += len(tasks)
-        bar.update(len(tasks) - len(todo))
+        bar.add(tasks, todo)
     for i, result in pool.imap_unordered(run_task, todo):
         store.save(todo[i], result)
         if bar is not None:
-            bar.update()
+            bar.done(todo[i])
     return len(todo)
 
 
-def progress_bar(progress: bool | None, total: int = 0) -> tqdm:
-    """A tqdm bar over chunks (shown when ``progress``, or on a terminal if None)."""
-    show = sys.stderr.isatty() if progress is None else progress
-    return tqdm(total=total, disable=not show, desc="chunks", unit="chunk")
+#: with progress as log lines, one line about every this share of the chunks
+LOG_EVERY = 0.1
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class Progress:
+    """The progress of a run over its chunks: a tqdm bar, or log lines, or nothing.
+
+    ``progress`` True shows the bar, False nothing; None (auto) the bar when stderr is a
+    terminal and otherwise (nohup, a SLURM log) an INFO line on the ``mlesim`` logger
+    about every :data:`LOG_EVERY` of the chunks: replicates done of the total, the rate
+    (replicates per second computed in this run) and the time left at that rate. Chunks
+    resumed from an earlier run count as done. A context manager, like a tqdm bar.
+    """
+
+    def __init__(self, progress: bool | None, total: int = 0):
+        show = sys.stderr.isatty() if progress is None else progress
+        self.bar = tqdm(total=total, disable=not show, desc="chunks", unit="chunk")
+        self.log = logging.getLogger("mlesim") if progress is None and not show else None
+        self.chunks, self.chunks_done = total, 0
+        self.replicates = self.replicates_done = 0
+        self.computed = 0  # replicates computed in this run (the rate's numerator)
+        self.started: float | None = None
+        self.logged = -1  # the last step logged (a multiple of LOG_EVERY of the chunks)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    @property
+    def total(self) -> int:
+        """Chunks planned so far."""
+        return self.chunks
+
+    def add(self, tasks: list[Task], todo: list[Task]) -> None:
+        """``tasks`` join the run; those not in ``todo`` are done already (resumed)."""
+        pending = {id(t) for t in todo}  # (a subset of tasks: the same objects)
+        resumed = [t for t in tasks if id(t) not in pending]
+        self.chunks += len(tasks)
+        self.replicates += sum(t.stop - t.start for t in tasks)
+        self.chunks_done += len(resumed)
+        self.replicates_done += sum(t.stop - t.start for t in resumed)
+        self.bar.total = self.chunks
+        self.bar.update(len(resumed))
+        if todo and self.started is None:
+            self.started = time.monotonic()
+        if todo:  # the step reached so far, so that the next line is a step further
+            self.logged = self._step() if self.chunks_done else -1
+
+    def done(self, task: Task) -> None:
+        """``task`` has been computed and saved."""
+        self.chunks_done += 1
+        self.replicates_done += task.stop - task.start
+        self.computed += task.stop - task.start
+        self.bar.update()
+        if self.log is not None and (self._step() > self.logged or self._finished()):
+            self.logged = self._step()
+            self.log.info(self.line())
+
+    def _finished(self) -> bool:
+        return self.chunks_done == self.chunks
+
+    def _step(self) -> int:
+        """How many whole LOG_EVERY shares of the chunks are done."""
+        return int(self.chunks_done / max(self.chunks, 1) / LOG_EVERY + 1e-9)
+
+    def line(self) -> str:
+        """``progress: 1200/12000 replicates (10%), 8/80 chunks, 350 replicates/s, ETA 31 s``."""
+        elapsed = time.monotonic() - (self.started or time.monotonic())
+        rate = self.computed / elapsed if elapsed > 0 else float("inf")
+        left = self.replicates - self.replicates_done
+        share = self.replicates_done / max(self.replicates, 1)
+        text = (
+            f"progress: {self.replicates_done}/{self.replicates} replicates ({share:.0%}), "
+            f"{self.chunks_done}/{self.chunks} chunks, "
+            f"{f'{rate:,.0f}' if rate >= 10 else f'{rate:.2g}'} replicates/s"
+        )
+        if left == 0:
+            return f"{text}, took {_duration(elapsed)}"
+        return f"{text}, ETA {_duration(left / rate) if rate > 0 else '?'}"
+
+
+def progress_bar(progress: bool | None, total: int = 0) -> Progress:
+    """The run's :class:`Progress` over ``total`` chunks (more join as they are planned):
+    a tqdm bar when ``progress``, or on a terminal if None; log lines if None elsewhere."""
+    return Progress(progress, total)
 
 
 def execute(tasks: list[Task], runner: dict, progress: bool | None = None) -> list[dict]:
