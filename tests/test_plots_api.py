@@ -337,3 +337,49 @@ def test_a_missing_column_is_named_with_the_columns_present(coin, draw, missing)
         draw(summary, reps)
     assert missing in str(err.value)
     assert "'estimator'" in str(err.value)  # the columns present are listed
+
+
+# ------------------------------------------- an external factorial frame (relhaz-like)
+@pytest.fixture(scope="module")
+def relhaz() -> pd.DataFrame:
+    """Shaped like rsimsum's relhaz: datasets × n ∈ {50, 250} × baseline × model
+    (Cox, Exp, RP(2)), columns dataset, n, baseline, model, theta, se; true −0.5."""
+    rng = np.random.default_rng(2019)
+    rows = []
+    for n in (50, 250):
+        for baseline in ("Exponential", "Weibull"):
+            for dataset in range(200):
+                for model, shift in (("Cox", 0.0), ("Exp", 0.05), ("RP(2)", 0.01)):
+                    sd = 2 / np.sqrt(n)
+                    theta = -0.5 + shift * (baseline == "Weibull") + sd * rng.standard_normal()
+                    rows.append((dataset, n, baseline, model, theta, sd))
+    return pd.DataFrame(rows, columns=["dataset", "n", "baseline", "model", "theta", "se"])
+
+
+def test_nested_loop_and_heatmap_on_an_external_factorial_frame(relhaz):
+    perf = performance(
+        relhaz,
+        -0.5,
+        by=["n", "baseline", "model"],
+        estimate="theta",
+        se="se",
+        method="model",
+        replicate="dataset",
+    )
+    fig = plots.nested_loop_plot(perf, "bias", factors=["baseline", "n"], method="model")
+    ax, _ = fig.axes
+    scenarios = list(itertools.product(["Exponential", "Weibull"], [50, 250]))
+    for model in ("Cox", "Exp", "RP(2)"):
+        heights = np.asarray(_one(ax, f"nlp:{model}").get_ydata())[:-1]
+        want = [
+            perf[(perf["baseline"] == b) & (perf["n"] == n) & (perf["model"] == model)][
+                "bias"
+            ].iloc[0]
+            for b, n in scenarios
+        ]
+        assert np.allclose(heights, want)
+    heat = plots.heatmap(perf, "coverage", x="n", y="baseline", method="model", fmt=".2f")
+    texts = [t.get_text() for a in heat.axes for t in a.texts]
+    cov = perf["coverage"].map(lambda v: f"{v:.2f}")
+    assert all(any(t.startswith(c) for t in texts) for c in cov)
+    assert len(heat.axes) >= 3  # a panel per model (and the colourbar)
