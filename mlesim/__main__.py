@@ -188,6 +188,7 @@ def task(cfg: DictConfig) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from mlesim.config import pin_overrides
+    from mlesim.interrupt import guard
     from mlesim.lock import RunDirInUse
     from mlesim.pipeline import run_pipeline
     from mlesim.study import validate
@@ -215,7 +216,8 @@ def task(cfg: DictConfig) -> None:
         refuse(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
     chunks = outdir / "chunks"
     try:
-        run_pipeline(spec, outdir)
+        with guard():
+            run_pipeline(spec, outdir)
     except RunDirInUse as err:  # another run's directory: touch nothing
         _restore_finished_run(outdir)
         refuse(str(err))

@@ -40,6 +40,7 @@ from mlesim.chunks import (
 )
 from mlesim.config import StudySpec
 from mlesim.failures import fit_safely
+from mlesim.interrupt import raise_if_requested
 from mlesim.plugins import add_search_path, adopt
 from mlesim.scenarios import Data, Scenario
 from mlesim.stopping import StopReport, sequential
@@ -126,6 +127,7 @@ def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar: Progress | No
         store.save(todo[i], result)
         if bar is not None:
             bar.done(todo[i])
+        raise_if_requested()  # a Ctrl-C that landed in a finaliser is honoured here
     return len(todo)
 
 
