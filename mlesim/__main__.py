@@ -182,9 +182,51 @@ def launcher_line(err: Exception, argv: list[str] | None = None) -> str | None:
     return line
 
 
+#: the jobs of this process's sweep that failed (their error.txt says why)
+FAILED_JOBS: list[str] = []
+
+
+class _JobStopped(Exception):
+    """A job of a sweep was refused; the sweep goes on."""
+
+
 def task(cfg: DictConfig) -> None:
-    """One Hydra job: validate, simulate, summarise, draw, report."""
+    """One Hydra job: validate, simulate, summarise, draw, report.
+
+    Alone, a refusal is one line and exit status 2. In a sweep (``-m``) it is the same
+    line on stderr and in the job's ``error.txt``, and the sweep goes on: the other jobs
+    run, the sweep report lists the failed one, and :func:`main` exits with status 2.
+    """
     from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    if not _multirun(hydra_cfg):
+        _run_job(cfg, hydra_cfg, refuse, _discard_empty_run_dir)
+        return
+    outdir = Path(hydra_cfg.runtime.output_dir)
+
+    def fail(line: str) -> NoReturn:
+        line = " ".join(line.split())
+        print(f"mlesim: error: {line}", file=sys.stderr)
+        from mlesim.storage import write_text
+
+        write_text(outdir / "error.txt", line + "\n")
+        FAILED_JOBS.append(outdir.name)
+        raise _JobStopped(line)
+
+    try:
+        _run_job(cfg, hydra_cfg, fail, lambda _outdir: None)
+    except _JobStopped:
+        return
+
+
+def _multirun(hydra_cfg: DictConfig) -> bool:
+    return hydra_cfg.mode is not None and str(hydra_cfg.mode).endswith("MULTIRUN")
+
+
+def _run_job(cfg: DictConfig, hydra_cfg: DictConfig, stop, discard) -> None:
+    """Validate, simulate, summarise, draw, report; a refusal calls ``stop(line)`` (which
+    does not return) after ``discard(outdir)`` where the run dir holds nothing else."""
     from omegaconf.errors import OmegaConfBaseException
 
     from mlesim.config import pin_overrides
@@ -193,12 +235,11 @@ def task(cfg: DictConfig) -> None:
     from mlesim.pipeline import run_pipeline
     from mlesim.study import validate
 
-    hydra_cfg = HydraConfig.get()
     outdir = Path(hydra_cfg.runtime.output_dir)
     try:
         check_run_dir(hydra_cfg)
     except ConfigError as err:  # the run dir is the current directory: remove nothing else
-        refuse(str(err))
+        stop(str(err))
     try:
         task_overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
         for key in pin_overrides(cfg, task_overrides):
@@ -208,24 +249,24 @@ def task(cfg: DictConfig) -> None:
         spec = validate(cfg)
     except ConfigError as err:
         _restore_finished_run(outdir)
-        _discard_empty_run_dir(outdir)
-        refuse(str(err))
+        discard(outdir)
+        stop(str(err))
     except OmegaConfBaseException as err:  # e.g. an interpolation to a missing key
         _restore_finished_run(outdir)
-        _discard_empty_run_dir(outdir)
-        refuse(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
+        discard(outdir)
+        stop(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
     chunks = outdir / "chunks"
     try:
         with guard():
             run_pipeline(spec, outdir)
     except RunDirInUse as err:  # another run's directory: touch nothing
         _restore_finished_run(outdir)
-        refuse(str(err))
+        stop(str(err))
     except ConfigError as err:  # a plugin broke its contract for a whole chunk
         if chunks.is_dir() and not _saved(chunks):  # nothing worth resuming
             shutil.rmtree(chunks, ignore_errors=True)
-        _discard_empty_run_dir(outdir)
-        refuse(str(err))
+        discard(outdir)
+        stop(str(err))
     except KeyboardInterrupt:
         print(
             f"mlesim: interrupted: {_saved(chunks)} finished chunk(s) are saved in {chunks}; "
@@ -234,7 +275,7 @@ def task(cfg: DictConfig) -> None:
         )
         sys.exit(130)
     except OSError as err:  # a read-only run directory, a full disk
-        refuse(
+        stop(
             f"hydra.run.dir: cannot write to {outdir} ({err.strerror or err}); "
             f"{_saved(chunks)} finished chunk(s) are kept for a resume; allowed: a writable "
             "directory with free space"
@@ -244,7 +285,7 @@ def task(cfg: DictConfig) -> None:
 def check_run_dir(hydra_cfg: DictConfig) -> None:
     """Refuse an empty ``hydra.run.dir`` (Hydra would write the run into the current
     directory, mixing it with whatever is there)."""
-    if hydra_cfg.mode is not None and str(hydra_cfg.mode).endswith("MULTIRUN"):
+    if _multirun(hydra_cfg):
         return
     if not str(hydra_cfg.run.dir or "").strip() or str(hydra_cfg.run.dir).strip() == ".":
         here = Path(hydra_cfg.runtime.output_dir)
@@ -278,6 +319,11 @@ def main() -> None:
     app = hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(task)
     try:
         _flushed(app)
+        if FAILED_JOBS:
+            refuse(
+                f"sweep: {len(FAILED_JOBS)} job(s) failed ({', '.join(FAILED_JOBS)}); each "
+                "job's error.txt says why, and the sweep's sweep_report.md lists them"
+            )
     except (HydraException, OmegaConfBaseException) as err:
         refuse(launcher_line(err) or hydra_error_line(err))
     except AssertionError as err:  # Hydra's composition asserts on a key under a null group

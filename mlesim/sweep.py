@@ -43,6 +43,8 @@ class Job:
     overrides: dict[str, Any]
     summary: pd.DataFrame | None
     failures: pd.DataFrame | None
+    error: str = ""
+    name: str = ""
 
     @property
     def ok(self) -> bool:
@@ -70,7 +72,12 @@ def read_job(path: Path) -> Job:
     summary = pd.read_csv(path / "summary.csv") if (path / "summary.csv").exists() else None
     fails = path / "failures.csv"
     failures = pd.read_csv(fails) if fails.exists() and fails.stat().st_size else None
-    return Job(path, overrides, summary, failures)
+    error = (
+        (path / "error.txt").read_text(encoding="utf-8").strip()
+        if (path / "error.txt").exists()
+        else ""
+    )
+    return Job(path, overrides, summary, failures, error, path.name)
 
 
 def find_jobs(dirs: list[Path]) -> list[Job]:
@@ -86,6 +93,10 @@ def find_jobs(dirs: list[Path]) -> list[Job]:
             if path.resolve() not in seen and (path / ".hydra" / "config.yaml").exists():
                 seen.add(path.resolve())
                 jobs.append(read_job(path))
+    names = [j.name for j in jobs]
+    for job in jobs:  # pieces from different sweeps: 0_x of each, told apart by their sweep
+        if names.count(job.name) > 1:
+            job.name = f"{job.path.parent.name}/{job.path.name}"
     return jobs
 
 
@@ -104,7 +115,7 @@ def swept_keys(jobs: list[Job]) -> list[str]:
 def _tagged(job: Job, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``table`` with ``job`` and the swept keys in front; a key that is already a column
     (``n``, a design factor) keeps its per-row values."""
-    front = {"job": job.path.name}
+    front = {"job": job.name}
     front.update({k: job.overrides.get(k) for k in keys if k not in table.columns})
     out = table.copy()
     for i, (k, v) in enumerate(front.items()):

@@ -54,6 +54,8 @@ def measure_figures(
     for param in dict.fromkeys(table["param"]):
         rows = table[table["param"] == param].copy()
         cols = factors(rows, keys)
+        if rows.duplicated(subset=[*cols, "estimator"]).any():  # jobs alike in every key
+            cols = ["job", *cols]
         for col in cols:  # a factor some runs do not have: a level of its own
             if rows[col].isna().any():
                 rows[col] = rows[col].map(lambda v: "—" if pd.isna(v) else _text(v))
@@ -80,13 +82,18 @@ def write_sweep_report(
         + ". Every job's rows are in `sweep_summary.csv` (one column per swept key), its "
         "failed fits in `sweep_failures.csv`.",
         "",
-        "| job | " + " | ".join(keys) + " | status |",
+        "| " + " | ".join(["job", *keys, "status"]) + " |",
         "|---" * (len(keys) + 2) + "|",
     ]
     for job in jobs:
-        values = " | ".join(_text(job.overrides.get(k, "—")) for k in keys)
-        status = "finished" if job.ok else "**failed: no summary.csv** (see its log)"
-        lines.append(f"| {job.path.name} | {values} | {status} |")
+        values = [_text(job.overrides.get(k, "—")) for k in keys]
+        if job.ok:
+            status = "finished"
+        elif job.error:
+            status = f"**failed**: {job.error.replace('|', '/')}"
+        else:
+            status = "**failed: no summary.csv** (see its log)"
+        lines.append("| " + " | ".join([job.name, *values, status]) + " |")
     lines.append("")
     for stale in (out / "figures").glob("sweep_*.png"):  # an earlier build's
         stale.unlink()

@@ -156,3 +156,33 @@ def test_a_directory_holding_another_study_is_refused_and_left_alone(tmp_path):
     more = spec("replications=40")
     out = run_pipeline(more, run, progress=False)
     assert (out["summary"]["n_rep"] + out["summary"]["n_failed"] == 40).all()
+
+
+def test_a_failed_job_is_listed_and_the_sweep_goes_on(tmp_path):
+    out = cli(
+        tmp_path,
+        "-m",
+        "truth.params.sigma2=-1,1",
+        "n=[5]",
+        "replications=30",
+        "runner.progress=false",
+        f"hydra.sweep.dir={tmp_path / 'sw'}",
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("mlesim: error: ")]
+    assert errors[0] == "mlesim: error: truth.params.sigma2: must be > 0 for normal, got -1.0"
+    assert errors[-1].startswith("mlesim: error: sweep: 1 job(s) failed (0_study)")
+    sw = tmp_path / "sw"
+    assert (sw / "1_study" / "summary.csv").exists()  # the other job ran
+    assert (sw / "0_study" / "error.txt").read_text().startswith("truth.params.sigma2: must")
+    report = (sw / "sweep_report.md").read_text()
+    assert "2 runs, 1 finished" in report
+    assert "| 0_study | -1 | **failed**: truth.params.sigma2: must be > 0" in report
+
+
+def test_pieces_of_different_sweeps_keep_apart(sweep, tmp_path):
+    other = tmp_path / "other_sweep"
+    shutil.copytree(sweep / "0_coin_flip", other / "0_coin_flip")
+    build([sweep / "0_coin_flip", other / "0_coin_flip"], tmp_path / "both")
+    table = pd.read_csv(tmp_path / "both" / "sweep_summary.csv")
+    assert sorted(set(table["job"])) == ["other_sweep/0_coin_flip", "sw/0_coin_flip"]
