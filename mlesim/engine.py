@@ -150,8 +150,10 @@ class Progress:
 
     ``progress`` True shows the bar, False nothing; None (auto) the bar when stderr is a
     terminal and otherwise (nohup, a SLURM log) an INFO line on the ``mlesim`` logger
-    about every :data:`LOG_EVERY` of the chunks: replicates done of the total, the rate
-    (replicates per second computed in this run) and the time left at that rate. Chunks
+    about every :data:`LOG_EVERY` of the chunks: replicates done of the total, the share
+    of the work done (replicates × n, so that a cell of large n weighs what it costs), the
+    rate (replicates per second computed in this run) and the time left at the pace of
+    the work computed in this run. Chunks
     resumed from an earlier run count as done. A context manager, like a tqdm bar.
     """
 
@@ -162,6 +164,7 @@ class Progress:
         self.chunks, self.chunks_done = total, 0
         self.replicates = self.replicates_done = 0
         self.computed = 0  # replicates computed in this run (the rate's numerator)
+        self.work = self.work_done = self.work_computed = 0  # data points: replicates × n
         self.started: float | None = None
         self.logged = -1  # the last step logged (a multiple of LOG_EVERY of the chunks)
 
@@ -187,6 +190,8 @@ class Progress:
         self.replicates += sum(t.stop - t.start for t in tasks)
         self.chunks_done += len(resumed)
         self.replicates_done += sum(t.stop - t.start for t in resumed)
+        self.work += sum(_work(t) for t in tasks)
+        self.work_done += sum(_work(t) for t in resumed)
         self.bar.total = self.chunks
         self.bar.update(len(resumed))
         if todo and self.started is None:
@@ -199,6 +204,8 @@ class Progress:
         self.chunks_done += 1
         self.replicates_done += task.stop - task.start
         self.computed += task.stop - task.start
+        self.work_done += _work(task)
+        self.work_computed += _work(task)
         self.bar.update()
         if self.log is not None and (self._step() > self.logged or self._finished()):
             self.logged = self._step()
@@ -215,8 +222,9 @@ class Progress:
         """``progress: 1200/12000 replicates (10%), 8/80 chunks, 350 replicates/s, ETA 31 s``."""
         elapsed = time.monotonic() - (self.started or time.monotonic())
         rate = self.computed / elapsed if elapsed > 0 else float("inf")
-        left = self.replicates - self.replicates_done
-        share = self.replicates_done / max(self.replicates, 1)
+        left = self.work - self.work_done
+        share = self.work_done / max(self.work, 1)  # of the work: replicates × n
+        pace = self.work_computed / elapsed if elapsed > 0 else float("inf")
         text = (
             f"progress: {self.replicates_done}/{self.replicates} replicates ({share:.0%}), "
             f"{self.chunks_done}/{self.chunks} chunks, "
@@ -224,7 +232,12 @@ class Progress:
         )
         if left == 0:
             return f"{text}, took {_duration(elapsed)}"
-        return f"{text}, ETA {_duration(left / rate) if rate > 0 else '?'}"
+        return f"{text}, ETA {_duration(left / pace) if pace > 0 else '?'}"
+
+
+def _work(task: Task) -> int:
+    """A chunk's work: its replicates times the sample size (data points drawn and fitted)."""
+    return (task.stop - task.start) * int(task.condition.factors.get("n", 1))
 
 
 def progress_bar(progress: bool | None, total: int = 0) -> Progress:
