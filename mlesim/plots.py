@@ -708,6 +708,10 @@ def forest_plot(
     return fig
 
 
+#: the markers of the methods in a nested-loop plot
+NLP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def nested_loop_plot(
     summary: pd.DataFrame,
     measure: Hashable = "bias",
@@ -809,17 +813,20 @@ def nested_loop_plot(
             label=label,
             gid=f"nlp:{m}" if m is not None else "nlp:",
         )
-        if mcse_col is not None:
-            ax.errorbar(
-                x + (j - (k - 1) / 2) * min(0.5 / k, 0.15),
-                vals,
-                yerr=MCSE_MULT * errs,
-                fmt="none",
-                ecolor=colours[m],
-                elinewidth=1.0,
-                capsize=2,
-                alpha=0.8,
-            )
+        # a marker per method, dodged, so that a method whose line lies under another's
+        # (equal values) still shows
+        ax.errorbar(
+            x + (j - (k - 1) / 2) * min(0.5 / k, 0.15),
+            vals,
+            yerr=None if mcse_col is None else MCSE_MULT * errs,
+            fmt=NLP_MARKERS[j % len(NLP_MARKERS)],
+            ms=4,
+            color=colours[m],
+            ecolor=colours[m],
+            elinewidth=1.0,
+            capsize=2,
+            alpha=0.8,
+        )
     if ref is not None:
         ax.axhline(ref, color="k", ls=":", lw=1.2, label=f"reference ({ref:g})")
     ax.set_ylabel(str(measure) + (" (± 2 MCSE)" if mcse_col is not None else ""))
