@@ -8,13 +8,17 @@ property tests are as reproducible as the fixed-seed ones.
 from __future__ import annotations
 
 import copy
+import logging
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hypothesis import settings
 from omegaconf import DictConfig
 
@@ -110,3 +114,25 @@ def variance_mcse(values: np.ndarray) -> tuple[float, float]:
     var = float(np.mean(dev**2) * values.size / (values.size - 1))
     m4 = float(np.mean(dev**4))
     return var, float(np.sqrt(max(m4 - var**2, 0.0) / values.size))
+
+
+def run_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run ``mlesim <args>`` through :func:`mlesim.__main__.main` in this process."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["mlesim", *args])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what main() sets; undone after the test
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    code: int | str | None = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in set(root.handlers) - set(handlers):  # Hydra's job logging
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    out, err = capsys.readouterr()
+    return (code if isinstance(code, int) else 1), out, err

@@ -14,7 +14,6 @@ Every case runs the real command line: most in-process through
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -22,9 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
-
-import mlesim.__main__ as cli
+from conftest import run_in_process
 
 PREFIX = "mlesim: error: "
 RESULT_NAMES = {
@@ -343,28 +340,6 @@ def _prepare(tmp: Path, overrides: list[str]) -> tuple[list[str], set[str]]:
     if not any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in args):
         args.append(f"hydra.run.dir={tmp / 'run'}")
     return args, made
-
-
-def run_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
-    """Run ``mlesim <args>`` through :func:`mlesim.__main__.main` in this process."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["mlesim", *args])
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what main() sets; undone after the test
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    code: int | str | None = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        GlobalHydra.instance().clear()
-        for handler in set(root.handlers) - set(handlers):  # Hydra's job logging
-            handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    out, err = capsys.readouterr()
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def run_subprocess(args: list[str], cwd: Path) -> tuple[int, str, str]:

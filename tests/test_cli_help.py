@@ -9,7 +9,6 @@ Most cases run :func:`mlesim.__main__.main` in this process; two run the real co
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import os
 import re
 import shutil
@@ -19,9 +18,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import compose_config
+from conftest import compose_config, run_in_process
 from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf
 
@@ -51,28 +49,6 @@ MAIN_KEYS = (
     "stopping.min_replications",
     "stopping.max_replications",
 )
-
-
-def run_main(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
-    """``mlesim <args>`` through :func:`mlesim.__main__.main` in this process."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["mlesim", *args])
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what main() sets; undone after the test
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    code: int | str | None = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        GlobalHydra.instance().clear()
-        for handler in set(root.handlers) - set(handlers):
-            handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    out, err = capsys.readouterr()
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def section(text: str, title: str) -> list[str]:
@@ -113,7 +89,7 @@ def test_help_is_mlesims_own(help_out):
 
 @pytest.mark.parametrize("flag", ["-h", "--he"])
 def test_short_and_abbreviated_help(flag, tmp_path, monkeypatch, capsys, help_out):
-    code, out, err = run_main([flag], tmp_path, monkeypatch, capsys)
+    code, out, err = run_in_process([flag], tmp_path, monkeypatch, capsys)
     assert (code, err) == (0, "")
     assert out == help_out
 
@@ -204,13 +180,15 @@ def test_help_fits_the_width_and_lists_my_presets(tmp_path):
 
 # ------------------------------------------------------------ --version, completion
 def test_version_prints_the_installed_version(tmp_path, monkeypatch, capsys):
-    code, out, err = run_main(["--version"], tmp_path, monkeypatch, capsys)
+    code, out, err = run_in_process(["--version"], tmp_path, monkeypatch, capsys)
     assert (code, err) == (0, "")
     assert out == f"mlesim {importlib.metadata.version('mlesim')}\n"
 
 
 def test_shell_completion_passes_through_to_hydra(tmp_path, monkeypatch, capsys):
-    code, out, err = run_main(["--shell-completion", "install=bash"], tmp_path, monkeypatch, capsys)
+    code, out, err = run_in_process(
+        ["--shell-completion", "install=bash"], tmp_path, monkeypatch, capsys
+    )
     assert code == 0, err
     assert "hydra_bash_completion" in out and "complete " in out
     assert not any(tmp_path.iterdir())
@@ -248,7 +226,7 @@ def test_a_launcher_without_its_plugin_names_the_extra(
     launcher, says, no_submitit, tmp_path, monkeypatch, capsys
 ):
     args = ["-m", f"hydra/launcher={launcher}", "seed=1,2"]
-    line = one_error_line(*run_main(args, tmp_path, monkeypatch, capsys))
+    line = one_error_line(*run_in_process(args, tmp_path, monkeypatch, capsys))
     assert says in line
     assert "pip install 'mlesim[slurm]'" in line
     assert not any(tmp_path.iterdir()), "a refused sweep left files"
@@ -256,7 +234,7 @@ def test_a_launcher_without_its_plugin_names_the_extra(
 
 def test_an_unknown_launcher_with_the_plugin_installed(tmp_path, monkeypatch, capsys):
     args = ["-m", "hydra/launcher=nosuch", "seed=1,2"]
-    line = one_error_line(*run_main(args, tmp_path, monkeypatch, capsys))
+    line = one_error_line(*run_in_process(args, tmp_path, monkeypatch, capsys))
     assert "unknown option 'nosuch'; allowed: basic, local, slurm, submitit_local" in line
     assert "pip install" not in line  # nothing is missing: a misspelt name
 
