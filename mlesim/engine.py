@@ -194,6 +194,10 @@ class Progress:
         self.work_done += sum(_work(t) for t in resumed)
         self.bar.total = self.chunks
         self.bar.update(len(resumed))
+        if resumed and self.log is not None:  # said before the progress lines, not after
+            self.log.info(
+                "%d of %d chunks saved by an earlier run: resumed", len(resumed), len(tasks)
+            )
         if todo and self.started is None:
             self.started = time.monotonic()
         if todo:  # the step reached so far, so that the next line is a step further
