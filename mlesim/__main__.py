@@ -210,10 +210,11 @@ def task(cfg: DictConfig) -> None:
         print(f"mlesim: error: {line}", file=sys.stderr)
         from mlesim.storage import write_text
 
-        write_text(outdir / "error.txt", line + "\n")
+        write_text(outdir / "error.txt", line + "\n")  # the sweep report reads it
         FAILED_JOBS.append(outdir.name)
         raise _JobStopped(line)
 
+    (outdir / "error.txt").unlink(missing_ok=True)  # an earlier attempt's
     try:
         _run_job(cfg, hydra_cfg, fail, lambda _outdir: None)
     except _JobStopped:
@@ -308,6 +309,7 @@ def main() -> None:
     line and exit status 2, like mlesim's own value checks in :func:`task`.
     """
     own_flags(sys.argv[1:])
+    FAILED_JOBS.clear()  # this command's sweep only
     import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

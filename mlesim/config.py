@@ -447,10 +447,17 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
         return []
     flat = flatten(OmegaConf.to_container(design, resolve=False))
     pinned = []
+    hits = []
     for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
-        if key not in flat or key in pinned:
-            continue
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        # the key itself, or a parent given a mapping (truth.params={p: 0.3} sets
+        # truth.params.p; a group choice such as truth=bernoulli does not)
+        parent = value.strip().startswith("{")
+        hits += [
+            d for d in flat if (d == key or (parent and d.startswith(key + "."))) and d not in hits
+        ]
+    for key in hits:
         parts = key.split(".")
         with open_dict(cfg):
             nodes = [cfg.design]

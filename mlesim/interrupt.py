@@ -35,8 +35,8 @@ def guard() -> Iterator[None]:
     try:
         yield
     finally:
+        _requested.clear()  # first: a Ctrl-C now goes to the old handler, unrecorded
         signal.signal(signal.SIGINT, previous)
-        _requested.clear()
 
 
 def raise_if_requested() -> None:

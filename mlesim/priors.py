@@ -386,8 +386,11 @@ def log_prior_derivs(h: Mapping, v: np.ndarray) -> tuple[np.ndarray, ...]:
             else:
                 d1 = -(h["shape"] + 1.0) / v + h["scale"] / v**2
             return lp, d1, d2
-        step = 1e-4 * np.maximum(np.abs(v), 1e-3)
-        f = frozen(h).logpdf
+        law = frozen(h)
+        lo, hi = law.support()
+        step = 1e-4 * np.maximum(np.abs(v), 1e-3)  # kept inside the support (an edge mode)
+        step = np.minimum(step, np.minimum(v - lo, hi - v) / 2)
+        f = law.logpdf
         up, dn = f(v + step), f(v - step)
         return lp, (up - dn) / (2 * step), (up - 2 * lp + dn) / step**2
 

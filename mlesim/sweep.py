@@ -48,8 +48,9 @@ class Job:
 
     @property
     def ok(self) -> bool:
-        """True when the run finished (it wrote summary.csv)."""
-        return self.summary is not None
+        """True when the run finished (it wrote summary.csv) and was not refused (a job
+        refused in a directory holding older results leaves error.txt beside them)."""
+        return self.summary is not None and not self.error
 
 
 def _parse(value: str) -> Any:

@@ -250,3 +250,27 @@ def test_bad_map_specs_are_refused_at_their_key(family, spec, key):
         make_estimator("map", {"kind": "map", **spec}, get_family(family))
     assert info.value.key == f"estimators.map.{key}"
     assert "allowed" in info.value.message or "must" in info.value.message
+
+
+def test_a_scipy_named_prior_reaches_the_edge_like_its_named_twin():
+    """uniform(0, 1) is beta(1, 1) and expon is gamma(1, 1): all heads and all zeros put
+    their modes on the edge (p̂ = 1, λ̂ = 0, SE 0) — the numerical derivatives of a
+    scipy-named prior stay inside its support there."""
+    for fam, x, scipy_prior, named in (
+        ("bernoulli", np.ones((2, 10)), {"p": {"dist": "uniform"}}, {"p": {"a": 1, "b": 1}}),
+        (
+            "poisson",
+            np.zeros((2, 10)),
+            {"lam": {"dist": "expon"}},
+            {"lam": {"shape": 1, "rate": 1}},
+        ),
+    ):
+        a, b = fit(fam, x, scipy_prior), fit(fam, x, named)
+        assert a.converged_.all() and b.converged_.all(), a.reason_
+        np.testing.assert_array_equal(a.params_, b.params_)
+        np.testing.assert_array_equal(a.se_, 0.0)
+    x = np.ones((1, 2000))
+    x[0, 0] = 0  # an interior mode next to the edge: 1999/2000
+    near = fit("bernoulli", x, {"p": {"dist": "uniform"}})
+    assert near.converged_.all()
+    np.testing.assert_allclose(near.params_[0, 0], 1999 / 2000, rtol=1e-9)

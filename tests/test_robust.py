@@ -81,22 +81,23 @@ def _rlm(row: np.ndarray, norm, start: float, scale: float) -> tuple[float, floa
 def _winsorized_if_se(row: np.ndarray, win: np.ndarray, g: int) -> float:
     """The winsorized mean's influence-function SE, one data set in plain loops: the
     clipped value, plus γ(p − 1{x ≤ ξ_p}) times the spacing estimate of 1/f(ξ_p) at the
-    two quantiles (Hall–Sheather bandwidth, at most g − 1)."""
+    two quantiles (Hall–Sheather bandwidth; at most g − 1 into the tail)."""
     n = row.size
     if g == 0:
         return float(row.std(ddof=1) / np.sqrt(n))
     xs = sorted(row)
     gam = g / n
     infl = [v - win.mean() for v in win]
-    for i, p in ((g, gam), (n - g - 1, 1 - gam)):
+    for i, p, tail in ((g, gam, -1), (n - g - 1, 1 - gam, 1)):
         q = st.norm.ppf(p)
         h = (
             n ** (-1 / 3)
             * Z975 ** (2 / 3)
             * (1.5 * st.norm.pdf(q) ** 2 / (2 * q * q + 1)) ** (1 / 3)
         )
-        m = min(max(1, math.ceil(n * h)), max(1, g - 1))
-        lo, hi = max(i - m, 0), min(i + m, n - 1)
+        m = max(1, math.ceil(n * h))
+        down, up = (min(m, g - 1), m) if tail < 0 else (m, min(m, g - 1))
+        lo, hi = max(i - down, 0), min(i + up, n - 1)
         inv_f = n * (xs[hi] - xs[lo]) / (hi - lo)
         infl = [a + gam * (p - (v <= xs[i])) * inv_f for a, v in zip(infl, row, strict=True)]
     return float(np.std(infl, ddof=1) / np.sqrt(n))

@@ -197,3 +197,34 @@ def test_robustness_needs_normal_contamination():
     with pytest.raises(ConfigError) as info:
         validate(compose_config(["experiment=outlier_sensitivity", "~contamination"]))
     assert info.value.key == "contamination"
+
+
+def test_robustness_refuses_a_second_design_factor():
+    with pytest.raises(ConfigError) as info:
+        validate(
+            compose_config(
+                ["experiment=outlier_sensitivity", "+design.estimators.mle.se=[observed,sandwich]"]
+            )
+        )
+    assert info.value.key == "design.estimators.mle.se"
+
+
+def test_a_mapping_for_a_parent_key_pins_its_design_factors_but_a_group_choice_does_not():
+    cfg = OmegaConf.create({"design": {"truth": {"params": {"p": [0.1, 0.5]}}}})
+    assert pin_overrides(cfg, ["truth=bernoulli"]) == []
+    assert pin_overrides(cfg, ["truth.params={p: 0.3}"]) == ["truth.params.p"]
+    assert OmegaConf.to_container(cfg.design) == {}
+
+
+def test_a_sweeps_failures_do_not_outlive_the_command(tmp_path, monkeypatch, capsys):
+    from conftest import run_in_process
+
+    cli.FAILED_JOBS.append("9_left_over")  # as an earlier in-process sweep would leave it
+    code, _, err = run_in_process(
+        ["n=[5]", "replications=20", "runner.progress=false", f"hydra.run.dir={tmp_path / 'r'}"],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
+    assert code == 0, err
+    assert cli.FAILED_JOBS == []

@@ -186,3 +186,13 @@ def test_pieces_of_different_sweeps_keep_apart(sweep, tmp_path):
     build([sweep / "0_coin_flip", other / "0_coin_flip"], tmp_path / "both")
     table = pd.read_csv(tmp_path / "both" / "sweep_summary.csv")
     assert sorted(set(table["job"])) == ["other_sweep/0_coin_flip", "sw/0_coin_flip"]
+
+
+def test_a_job_refused_beside_older_results_is_listed_as_failed(sweep, tmp_path):
+    job = tmp_path / "sw" / "0_coin_flip"
+    shutil.copytree(sweep / "0_coin_flip", job)
+    (job / "error.txt").write_text("hydra.run.dir: holds the results of another study\n")
+    build([tmp_path / "sw"])
+    report = (tmp_path / "sw" / "sweep_report.md").read_text()
+    assert "1 runs, 0 finished" in report and "**failed**: hydra.run.dir" in report
+    assert pd.read_csv(tmp_path / "sw" / "sweep_summary.csv").empty  # its old rows left out

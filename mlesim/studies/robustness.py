@@ -35,6 +35,13 @@ def check(config: dict) -> None:
     single ε (one job of a ``-m contamination.fraction=...`` sweep) gives one point."""
     if config["truth"].get("family") != "normal":
         raise ConfigError("truth", "study robustness needs truth=normal (its theory is normal)")
+    others = [k for k in _flat_keys(config.get("design") or {}) if k != FRACTION]
+    if others:
+        raise ConfigError(
+            f"design.{others[0]}",
+            f"study robustness draws against {FRACTION} alone; allowed: a design over "
+            f"{FRACTION} only — sweep other settings with -m",
+        )
     cont = config.get("contamination")
     if cont is None or cont.get("family") != "normal":
         raise ConfigError(
@@ -42,6 +49,13 @@ def check(config: dict) -> None:
             "study robustness needs normal contamination; allowed: contamination=outliers "
             "or contamination=gross_errors",
         )
+
+
+def _flat_keys(design: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in design.items():
+        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
 
 
 def theory_name(spec: dict, model: str) -> tuple[str | None, dict]:
