@@ -446,8 +446,7 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
     if not isinstance(design, DictConfig) or not design:
         return []
     flat = flatten(OmegaConf.to_container(design, resolve=False))
-    pinned = []
-    hits = []
+    hits: list[str] = []
     for item in overrides:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
@@ -467,8 +466,7 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
             for node, part in zip(reversed(nodes[:-1]), reversed(parts[:-1]), strict=True):
                 if len(node[part]) == 0:
                     del node[part]
-        pinned.append(key)
-    return pinned
+    return hits
 
 
 def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, ...]:

@@ -65,9 +65,16 @@ def theory_curve(ax: Axes, x: Iterable[float], f: Callable, label: str, **kw) ->
     ax.plot(grid, f(grid), **{"ls": "-", "lw": 1.5, **kw}, label=label)
 
 
-def legend_outside(ax: Axes) -> None:
+def legend_outside(ax: Axes, title: str | None = None) -> None:
     """The legend to the right of the axes, where it hides no point."""
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.legend(
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        title=title,
+        title_fontsize=8,
+    )
 
 
 def by_estimator(summary: pd.DataFrame, param: str, **filters) -> dict[str, pd.DataFrame]:
@@ -697,14 +704,7 @@ def forest_plot(
     ax.set_ylabel(", ".join(map(str, by_cols)) if by_cols else "")
     ax.grid(axis="x", alpha=0.3)
     if method is not None or ref is not None:
-        ax.legend(
-            fontsize=8,
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            borderaxespad=0.0,
-            title=None if method is None else str(method),
-            title_fontsize=8,
-        )
+        legend_outside(ax, None if method is None else str(method))
     return fig
 
 
@@ -832,14 +832,7 @@ def nested_loop_plot(
     ax.set_ylabel(str(measure) + (" (± 2 MCSE)" if mcse_col is not None else ""))
     ax.grid(axis="y", alpha=0.3)
     ax.tick_params(labelbottom=False)
-    ax.legend(
-        fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        borderaxespad=0.0,
-        title=None if method is None else str(method),
-        title_fontsize=8,
-    )
+    legend_outside(ax, None if method is None else str(method))
     # boundaries between the levels of the outermost factor, in both panels
     outer = [s[0] for s in scenarios]
     for i in range(1, n_sc):

@@ -118,9 +118,9 @@ def start_scale(x: np.ndarray, center: np.ndarray) -> np.ndarray:
     """A positive starting scale for proposal 2's joint iteration, (R,): the normalised
     MAD, or where it is 0 on a non-constant row the mean absolute deviation about the
     median over √(2/π) (also consistent for σ at the normal); 0 for a constant row."""
-    dev = np.abs(x - center[:, None])
-    mad = np.median(dev, axis=1) / MAD_CONSTANT
-    return np.where(mad > 0, mad, dev.mean(axis=1) / MEAN_ABS_CONSTANT)
+    mad = mad_scale(x, center)
+    mean_abs = np.abs(x - center[:, None]).mean(axis=1) / MEAN_ABS_CONSTANT
+    return np.where(mad > 0, mad, mean_abs)
 
 
 def huber_beta(k: float) -> float:

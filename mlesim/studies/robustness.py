@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlesim import analysis, plots, robust_theory
+from mlesim.config import flatten
 from mlesim.errors import ConfigError
 from mlesim.studies._common import cell_scenario
 
@@ -35,7 +36,7 @@ def check(config: dict) -> None:
     single ε (one job of a ``-m contamination.fraction=...`` sweep) gives one point."""
     if config["truth"].get("family") != "normal":
         raise ConfigError("truth", "study robustness needs truth=normal (its theory is normal)")
-    others = [k for k in _flat_keys(config.get("design") or {}) if k != FRACTION]
+    others = [k for k in flatten(config.get("design") or {}) if k != FRACTION]
     if others:
         raise ConfigError(
             f"design.{others[0]}",
@@ -49,13 +50,6 @@ def check(config: dict) -> None:
             "study robustness needs normal contamination; allowed: contamination=outliers "
             "or contamination=gross_errors",
         )
-
-
-def _flat_keys(design: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in design.items():
-        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return out
 
 
 def theory_name(spec: dict, model: str) -> tuple[str | None, dict]:
@@ -110,23 +104,22 @@ def theory_rows(ctx: StudyContext, summary: pd.DataFrame, param: str) -> pd.Data
     out = []
     for (label, eps, n), _ in summary.groupby(["estimator", FRACTION, "n"], observed=True):
         scen = _scenario(ctx, eps, int(n))
-        name, opts = theory_name(ctx.spec["estimators"][label], scen.model.name)
-        mu, sigma, m, s2 = _standardised(ctx, scen)
-        bias = rmse = np.nan
-        if name is not None:
-            bias = sigma * robust_theory.functional(name, float(eps), m, s2, **opts)
-            try:
-                var = sigma**2 * robust_theory.asymptotic_variance(name, float(eps), m, s2, **opts)
-            except (NotImplementedError, ValueError):
-                var = np.nan
-            rmse = np.sqrt(bias**2 + var / n)
+        bias, rmse = _curves(ctx, scen, label, np.array([float(eps)]), int(n))
         out.append(
-            {"estimator": label, FRACTION: eps, "n": n, "theory_bias": bias, "theory_rmse": rmse}
+            {
+                "estimator": label,
+                FRACTION: eps,
+                "n": n,
+                "theory_bias": bias[0],
+                "theory_rmse": rmse[0],
+            }
         )
     return pd.DataFrame(out)
 
 
 def _curves(ctx, scen, label: str, eps: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The asymptotic bias T(F_ε) − μ and RMSE √(bias² + V/n) of an estimator at the
+    fractions ``eps`` (NaN where there is no theory, or no variance)."""
     name, opts = theory_name(ctx.spec["estimators"][label], scen.model.name)
     if name is None:
         return np.full(eps.shape, np.nan), np.full(eps.shape, np.nan)
