@@ -33,6 +33,14 @@ def condition_key(factors: dict) -> int:
     return int.from_bytes(hashlib.sha256(canon.encode()).digest()[:8], "big") >> 1
 
 
+def cell_values(cond: Condition) -> int:
+    """Numbers in one data set of a cell: n times the model's values per observation
+    (1 for i.i.d. scalars; d + 1 for a regression's covariates and response)."""
+    scen = cond.scenario
+    width = 1 if scen is None or scen.generated else scen.truth.width
+    return cond.factors["n"] * width
+
+
 def chunk_size(n: int, runner: dict) -> int:
     """Replicates per chunk for sample size ``n``: ``runner.chunk_size`` if set, else
     DEFAULT_CHUNK capped so a chunk's working set stays under ``runner.max_chunk_mb``."""
@@ -68,7 +76,7 @@ def cell_tasks(spec: StudySpec, cond: Condition, stop: int, start: int = 0) -> l
     Chunk ``c`` holds replicates ``c·size`` to ``min((c + 1)·size, stop)``; ``start``
     must be a chunk boundary.
     """
-    size = chunk_size(cond.factors["n"], spec["runner"])
+    size = chunk_size(cell_values(cond), spec["runner"])
     if start % size:
         raise ValueError(f"start={start} is not a multiple of the chunk size {size}")
     return [
@@ -120,7 +128,7 @@ def check_size(spec: StudySpec) -> None:
     reps = spec["replications"]
     if reps == "auto":
         reps = spec["stopping"]["max_replications"]
-    total = sum(-(-reps // chunk_size(c.factors["n"], spec["runner"])) for c in spec.conditions)
+    total = sum(-(-reps // chunk_size(cell_values(c), spec["runner"])) for c in spec.conditions)
     if total > MAX_CHUNKS:
         raise ConfigError(
             "replications",
@@ -157,7 +165,7 @@ def locate(spec: StudySpec, factors: dict, replicate: int) -> tuple[Task, int]:
         reps = cond.config["stopping"]["max_replications"]
     if not 0 <= replicate < reps:
         raise IndexError(f"replicate {replicate} is outside 0..{reps - 1}")
-    size = chunk_size(cond.factors["n"], spec["runner"])
+    size = chunk_size(cell_values(cond), spec["runner"])
     chunk = replicate // size
     task = Task(cond, chunk, chunk * size, min(chunk * size + size, reps), spec["seed"])
     return task, replicate - task.start

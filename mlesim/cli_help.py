@@ -221,10 +221,17 @@ def _summary(cls: type) -> str:
 
 def _estimators() -> list[tuple[str, str, str]]:
     """(kind, its options, what it is), then the user's own (``_target_``)."""
-    from mlesim.estimators import ESTIMATORS
+    from mlesim import learners  # noqa: F401  (registers the learning families' kinds)
+    from mlesim.estimators import ESTIMATORS, LEARNERS
 
     rows = [
-        (kind, ", ".join(cls.options) or "-", _summary(cls)) for kind, cls in ESTIMATORS.items()
+        (kind, ", ".join(cls.options) or "-", _summary(cls))
+        for kind, cls in ESTIMATORS.items()
+        if not cls.families
+    ]
+    rows += [
+        (f"{kind} ({family})", ", ".join(cls.options) or "-", _summary(cls))
+        for (family, kind), cls in sorted(LEARNERS.items())
     ]
     rows.append(("_target_", "params", "your own: {_target_:<module.function>,params:[<p>]}"))
     return rows

@@ -38,6 +38,11 @@ class TruthConf:
     family: str | None = "normal"
     params: dict[str, Any] = field(default_factory=dict)
     _target_: str | None = None  # a user's generator instead of a family (mlesim.plugins)
+    # settings of the regression families (mlesim.families.regression): the noise law
+    # (and its fixed ν) and the covariates' law; None elsewhere
+    noise: str | None = None
+    nu: float | None = None
+    covariates: dict[str, Any] | None = None
 
 
 @dataclass
@@ -503,8 +508,10 @@ def validate(
         if key not in allowed:
             raise ConfigError(key, f"unknown key; allowed: {', '.join(allowed)}")
     check_present(config)
-    if isinstance(config.get("truth"), dict) and config["truth"].get("_target_") is None:
-        config["truth"].pop("_target_", None)  # the schema's slot for a generator, unused
+    if isinstance(config.get("truth"), dict):
+        for slot in ("_target_", "noise", "nu", "covariates"):  # the schema's slots for a
+            if config["truth"].get(slot) is None:  # generator and the regressions, unused
+                config["truth"].pop(slot, None)
     check_scalars(config)
     check_estimator_specs(config["estimators"])
     config["n"] = check_sizes(config["n"])

@@ -16,6 +16,7 @@ builds one from a configuration spec ``{kind: ..., **options}``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -58,6 +59,10 @@ def settle(
 #: the estimator kinds, filled by the class definitions (:meth:`Estimator.__init_subclass__`):
 #: a new kind is one class; configurations select it as ``{kind: <kind>}``
 ESTIMATORS: dict[str, type[Estimator]] = {}
+#: the estimators of the families whose data are not i.i.d. scalars (regressions,
+#: categorical, mixtures), by (family name, kind): filled by classes that declare
+#: ``families`` (mlesim.learners)
+LEARNERS: dict[tuple[str, str], type[Estimator]] = {}
 
 
 class Estimator:
@@ -73,9 +78,18 @@ class Estimator:
     options: ClassVar[tuple[str, ...]] = ()
     register: ClassVar[bool] = True
 
+    #: the families whose data this class fits, when they are not i.i.d. scalars
+    families: ClassVar[tuple[str, ...]] = ()
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "kind" in cls.__dict__ and cls.__dict__.get("register", True):
+        if "kind" not in cls.__dict__ or not cls.__dict__.get("register", True):
+            return
+        if cls.families:
+            for family in cls.families:
+                LEARNERS[family, cls.kind] = cls
+            ESTIMATORS.setdefault(cls.kind, cls)
+        else:
             ESTIMATORS[cls.kind] = cls
 
     def __init__(self, model: Family, label: str = "", **options: Any):
@@ -119,6 +133,14 @@ class Estimator:
     def held_fixed(self) -> dict[str, float]:
         """Parameters the estimator holds at given values (not estimated); {} for most."""
         return {}
+
+    def retarget(self, target: np.ndarray, crlb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This estimator's estimand and variance bound, each (p,) in the model's
+        parameter order, from the study's ``target`` and ``crlb``: the same for most;
+        an estimator that assumes another law than the model's (a Laplace-noise MLE of
+        normal-noise data, class-balanced weights) converges elsewhere and says where
+        (its bound then NaN where the estimand moved)."""
+        return target, crlb
 
     def fit(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Estimator:
         """Fit every row of ``x`` (R, n) — or of the field ``x`` of a data mapping; see
@@ -760,4 +782,28 @@ def make_estimator(
             f"{kind} needs a model family, and the truth is a generator without one; "
             "allowed: set model=<family>, or use a _target_ estimator",
         )
-    return ESTIMATORS[kind](model, label=label, **spec)
+    return _estimator_class(kind, model, label)(model, label=label, **spec)
+
+
+def _estimator_class(kind: str, model: Family, label: str) -> type[Estimator]:
+    """The class of ``kind`` for ``model``: its own (:data:`LEARNERS`) for a family whose
+    data are not i.i.d. scalars, else the scalar one; ConfigError when there is none."""
+    if not model.iid:
+        importlib.import_module(model.estimators_module)  # registers its learners
+        mine = sorted(k for f, k in LEARNERS if f == model.name)
+        if (model.name, kind) not in LEARNERS:
+            raise ConfigError(
+                f"estimators.{label}.kind",
+                f"{kind} does not fit {model.name} data ({', '.join(model.fields)}); "
+                f"allowed: {', '.join(mine)}",
+            )
+        return LEARNERS[model.name, kind]
+    cls = ESTIMATORS[kind]
+    if cls.families:  # only a learner has this kind
+        takers = sorted({f for f, k in LEARNERS if k == kind})
+        raise ConfigError(
+            f"estimators.{label}.kind",
+            f"{kind} fits {', '.join(takers)} data, not i.i.d. {model.name} scalars; allowed: "
+            "a family among those as the truth, or an estimator of scalars",
+        )
+    return cls

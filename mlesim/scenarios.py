@@ -81,6 +81,7 @@ class Scenario:
         if isinstance(estimand, dict):
             estimand = _explicit_estimand(estimand, model)
         cont = _contamination(config.get("contamination"))
+        _check_fields(truth, model, cont)
         if estimand == "truth" and model.name != truth.name:
             raise ConfigError(
                 "estimand",
@@ -183,6 +184,8 @@ class Scenario:
         sufficient statistics in closed form (White 1982, Econometrica 50:1–25);
         otherwise E_g log f is maximised numerically on the unconstrained scale.
         """
+        if not self.model.iid:  # its own model (_check_fields): θ* is the true θ
+            return self.theta
         if "projection" in self.model.provides:
             return np.asarray(self.model.project_moments(*self.data_mean_var()), dtype=float)
         return self._numeric_projection()
@@ -206,6 +209,8 @@ class Scenario:
             self._check_explicit_estimand()
             return
         if self.estimand == "truth" or (self.estimand == "auto" and not self.misspecified):
+            return
+        if not self.model.iid:  # its own model: θ* is the true θ
             return
         model = self.model
         if "projection" in model.provides:
@@ -249,7 +254,8 @@ class Scenario:
             try:
                 with np.errstate(all="ignore"):
                     draws = family.sample(np.random.default_rng(0), theta, (8, 8))
-                bad = not np.all(np.isfinite(draws))
+                arrays = draws.values() if isinstance(draws, Mapping) else [draws]
+                bad = not all(np.all(np.isfinite(a)) for a in arrays)
                 why = "draws are not finite numbers"
             except (ValueError, OverflowError) as err:
                 bad, why = True, f"numpy cannot draw them ({err})"
@@ -282,7 +288,7 @@ class Scenario:
         ConfigError
             At ``estimators.<label>.kind``.
         """
-        if self.generated:  # a generator's moments are unknown
+        if self.generated or not self.truth.iid:  # unknown, or not one law of scalars
             return
         with np.errstate(all="ignore"):
             mean, var = self.data_mean_var()
@@ -479,9 +485,9 @@ class Scenario:
         if not free.any():
             return out
         with np.errstate(divide="ignore", invalid="ignore"):
-            info = self.model.fisher(theta[None])[0][np.ix_(free, free)]
-            if np.all(np.isfinite(info)):
-                out[free] = np.diag(np.linalg.pinv(info)) / self.n
+            cov = self.model.bound(theta, free)
+            if np.all(np.isfinite(cov)):
+                out[free] = np.diag(cov) / self.n
         return out
 
 
@@ -558,7 +564,7 @@ def _truth(cfg: dict, search_path: str | None) -> tuple[Family | Generator, np.n
         raise ConfigError(
             "truth.family", "missing; allowed: a family name, or truth._target_: module.sampler"
         )
-    truth = get_family(cfg.get("family"), key="truth.family")
+    truth = get_family(cfg.get("family"), key="truth.family").configured(cfg)
     return truth, truth.check(cfg.get("params") or {}, key="truth.params")
 
 
@@ -575,6 +581,38 @@ def _model(name: str | None, truth: Family | Generator, estimand: Any) -> Family
             return FreeParameters(tuple(estimand))
         return get_family(name, key="model")
     return truth if name in (None, truth.name) else get_family(name, key="model")
+
+
+def _check_fields(truth: Family | Generator, model: Family, cont: Contamination | None) -> None:
+    """A family whose data are not i.i.d. scalars (a regression's ``{X, y}``) is its own
+    model and takes no contamination; a scalar model cannot fit its data.
+
+    Raises
+    ------
+    ConfigError
+        At ``model`` or ``contamination``.
+    """
+    if isinstance(truth, Generator):
+        return
+    if not truth.iid and model is not truth:
+        raise ConfigError(
+            "model",
+            f"{truth.name} data ({', '.join(truth.fields)}) are fitted by their own family; "
+            f"allowed: model=null or model={truth.name} (vary the noise an estimator assumes "
+            "with its own options instead)",
+        )
+    if truth.iid and not model.iid:
+        raise ConfigError(
+            "model",
+            f"{model.name} needs data {', '.join(model.fields)}, and {truth.name} draws "
+            f"i.i.d. scalars; allowed: model=null or a family of scalars",
+        )
+    if cont is not None and not truth.iid:
+        raise ConfigError(
+            "contamination",
+            f"contamination replaces i.i.d. scalar draws, and {truth.name} draws "
+            f"{', '.join(truth.fields)}; allowed: contamination=null",
+        )
 
 
 def _explicit_estimand(values: dict, model: Family) -> dict[str, float]:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from mlesim.assembly import assemble
 from mlesim.checkpoint import ChunkStore
-from mlesim.chunks import RunChunks, Task, cell_tasks, chunk_size
+from mlesim.chunks import RunChunks, Task, cell_tasks, cell_values, chunk_size
 from mlesim.config import Condition, StudySpec
 from mlesim.summarise import summarise, targets
 
@@ -159,7 +159,7 @@ def sequential(spec: StudySpec, store: ChunkStore, run: RunChunks) -> tuple[list
     (grid order, then chunk) and the report."""
     table = targets(spec)
     rules = {c.index: Rule.from_config(c.config) for c in spec.conditions}
-    sizes = {c.index: chunk_size(c.factors["n"], spec["runner"]) for c in spec.conditions}
+    sizes = {c.index: chunk_size(cell_values(c), spec["runner"]) for c in spec.conditions}
     done = {c.index: 0 for c in spec.conditions}
     goal = {c.index: first_goal(rules[c.index], sizes[c.index]) for c in spec.conditions}
     tasks: dict[int, list[Task]] = {c.index: [] for c in spec.conditions}

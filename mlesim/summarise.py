@@ -39,7 +39,7 @@ def targets(spec: StudySpec) -> pd.DataFrame:
         edge = scen.edge_params(target)
         for est in scen.estimators():
             free = fixed_mask(scen.model, est.held_fixed)
-            crlb = scen.crlb(target, free)
+            mine, crlb = est.retarget(target, scen.crlb(target, free))
             for name in est.param_names_:
                 j = scen.model.index(name)
                 rows.append(
@@ -47,9 +47,10 @@ def targets(spec: StudySpec) -> pd.DataFrame:
                         **cond.factors,
                         "estimator": est.label,
                         "param": name,
-                        "true_value": float(target[j]),
+                        "true_value": float(mine[j]),
                         "crlb": float(crlb[j]),
-                        "misspecified": scen.misspecified,
+                        "misspecified": scen.misspecified
+                        or not np.array_equal(mine, target, equal_nan=True),
                         "estimand_on_edge": name in edge,
                     }
                 )

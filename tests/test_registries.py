@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import mlesim.learners  # noqa: F401  (registers the learning families' kinds)
 from mlesim.estimators import ESTIMATORS, Estimator, PluginEstimator, make_estimator
 from mlesim.families import FAMILIES, get_family
 from mlesim.families.base import ABILITIES, REGISTRY, Domain, Family
@@ -73,6 +74,10 @@ def test_the_registries_hold_the_built_ins():
         "tukey",
         "trimmed_mean",
         "winsorized_mean",
+        "loss",
+        "ridge",
+        "lasso",
+        "firth",
         "hodges_lehmann",
     } == set(ESTIMATORS)
     assert "plugin" not in ESTIMATORS and PluginEstimator.register is False

@@ -8,7 +8,14 @@
 from __future__ import annotations
 
 from mlesim.errors import ConfigError
-from mlesim.families import closed_form, counts, location_scale, positive  # noqa: F401
+from mlesim.families import (  # noqa: F401  (each module registers its families)
+    closed_form,
+    counts,
+    finite,
+    location_scale,
+    positive,
+    regression,
+)
 from mlesim.families.base import REGISTRY, Domain, Family, FitResult
 from mlesim.families.generic import PREFIX, ScipyFamily
 

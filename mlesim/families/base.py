@@ -85,6 +85,9 @@ class FitResult:
 #: (:meth:`Family.__init_subclass__`), so a new family is one class in one module
 REGISTRY: dict[str, type[Family]] = {}
 
+#: every truth setting some family takes (:attr:`Family.settings`)
+SETTINGS = ("noise", "nu", "covariates")
+
 #: optional abilities a family may declare in :attr:`Family.provides`
 ABILITIES = {
     "moments": "moments_estimate: the method-of-moments fit",
@@ -126,6 +129,47 @@ class Family:
     #: parameter ``unbiased_variance`` estimates, if any
     variance: ClassVar[str | None] = None
     discrete: ClassVar[bool] = False
+    #: the arrays of one data set: ``("x",)`` for i.i.d. scalars (R, n); a regression
+    #: family's ``("X", "y")`` (R, n, d) and (R, n)
+    fields: ClassVar[tuple[str, ...]] = ("x",)
+    #: truth settings besides ``params`` the family takes (``truth.noise``, ...)
+    settings: ClassVar[tuple[str, ...]] = ()
+    #: for data other than i.i.d. scalars: the module whose estimator classes declare
+    #: this family (``families = (name,)``), imported when an estimator is built
+    estimators_module: ClassVar[str] = "mlesim.learners"
+
+    @property
+    def width(self) -> int:
+        """Numbers per observation (1 for i.i.d. scalars; covariates + response for a
+        regression): sizes a chunk's memory."""
+        return 1
+
+    @property
+    def iid(self) -> bool:
+        """True for i.i.d. scalar data ``{"x": (R, n)}`` — what the scalar estimators
+        (mean, median, the robust ones, ...), contamination and the numerical pseudo-true
+        search need."""
+        return self.fields == ("x",)
+
+    def configured(self, cfg: Mapping[str, Any], key: str = "truth") -> Family:
+        """The family set up by a truth configuration's settings (:attr:`settings`) and
+        the shape of its ``params`` (a regression's number of coefficients); for the
+        families without settings, itself after refusing any setting given.
+
+        Raises
+        ------
+        ConfigError
+            At ``<key>.<setting>`` for a setting the family does not take.
+        """
+        for name in SETTINGS:
+            if cfg.get(name) is not None and name not in self.settings:
+                takers = sorted(n for n, c in REGISTRY.items() if name in c.settings)
+                raise ConfigError(
+                    f"{key}.{name}",
+                    f"{self.name} takes no {name}; allowed: leave it unset, or a family that "
+                    f"takes it: {', '.join(takers)}",
+                )
+        return self
 
     # ----- parameters -------------------------------------------------------------
     @property
@@ -190,6 +234,16 @@ class Family:
     def fisher(self, theta: np.ndarray) -> np.ndarray:
         """Fisher information per observation, shape (..., p, p) for ``theta`` (..., p)."""
         raise NotImplementedError
+
+    def bound(self, theta: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """Per-observation Cramér–Rao bound of the free parameters: the inverse of the
+        Fisher information's free block, shape (k, k) for ``theta`` (p,) and the mask
+        ``free`` (p,) with k True entries. Families with constrained parameters (the
+        categorical's probabilities summing to 1) override it."""
+        info = self.fisher(theta[None])[0][np.ix_(free, free)]
+        if not np.all(np.isfinite(info)):
+            return np.full(info.shape, np.nan)
+        return np.linalg.pinv(info)
 
     def mle(self, x: np.ndarray, fixed: Mapping[str, float] | None = None) -> FitResult:
         """Maximum likelihood estimates for each row of ``x`` (R, n)."""
