@@ -3,8 +3,9 @@
 ``python -m mlesim.curate`` (from the repository root) looks under ``experiments/``
 for run directories (those holding a ``summary.csv``), takes the newest per
 experiment name, copies its ``summary.csv``, ``report.md`` and ``figures/`` to
-``results/<name>/`` and writes ``results/REPORT.md`` linking them, after the
-hand-written ``results/NOTES.md`` if there is one.
+``results/<name>/`` and writes ``results/REPORT.md`` linking them — and the studies
+already curated in ``results/`` with no run under ``experiments/``, unchanged — after
+the hand-written ``results/NOTES.md`` if there is one.
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ def build(root: Path = Path("experiments"), out: Path = Path("results")) -> Path
     notes = out / "NOTES.md"
     if notes.exists():  # hand-written reading notes, kept across rebuilds
         lines += [notes.read_text(encoding="utf-8").strip(), ""]
-    for name, run in runs.items():
+    kept = {s.parent.name for s in out.glob("*/summary.csv")} - set(runs)
+    for name in sorted(set(runs) | kept):
         dest = out / name
-        copy_run(run, dest)
+        if name in runs:  # else: a study with no newer run keeps its curated copy
+            copy_run(runs[name], dest)
         lines += [
             f"## {name}",
             "",

@@ -92,4 +92,6 @@ def test_the_registries_hold_the_built_ins():
         "map_vs_mle",
         "robustness",
         "sensitivity_curve",
+        "loss_equivalence",
+        "regularisation",
     }
