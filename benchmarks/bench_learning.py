@@ -98,7 +98,8 @@ def bench_mixture(R: int, n: int, budget: float, subsample: int) -> dict:
     from mlesim.mixture import quantile_init
 
     fam, data = mixture_data(R, n, seed=2)
-    est = make_estimator("mle", {"kind": "mle", "max_iter": 5000}, fam)
+    # one start each, like for like (mlesim's default is 5 starts)
+    est = make_estimator("mle", {"kind": "mle", "max_iter": 5000, "n_init": 1}, fam)
     _, t_ours = timed(lambda: est.fit(data))
     x = data["x"]
     w0, m0, v0 = quantile_init(x, 2)

@@ -530,11 +530,17 @@ class CategoricalMAP(CategoricalMLE):
 
 
 # ------------------------------------------------------------------ mixtures
+#: EM starts by default: with one start about 2% of the fits at n = 200 (weights 0.3,
+#: 0.7; means ±2) stop at a local maximum 5–8 log-likelihood units below the MLE
+DEFAULT_STARTS = 5
+
+
 class MixtureMLE(Learner):
-    """The Gaussian mixture's MLE by EM from n_init starts (mlesim.mixture.em). With
-    ``max_iter`` and ``variance_floor``; a fit whose likelihood ran off to infinity (a
-    component collapsed on a point) fails with that reason. SEs from the observed
-    information, the last weight's by the delta rule."""
+    """The Gaussian mixture's MLE by EM from n_init starts (default 5; mlesim.mixture.em),
+    at most ``max_iter`` iterations, variances clamped at ``variance_floor``. A fit whose
+    likelihood ran off to infinity (a component collapsed on a point) fails with that
+    reason; with one start about 2% of fits at n = 200 stop at a lower local maximum.
+    SEs from the observed information, the last weight's by the delta rule."""
 
     kind = "mle"
     families = (MIXTURE,)
@@ -542,7 +548,9 @@ class MixtureMLE(Learner):
 
     def validate(self) -> None:
         self.n_init = _count(
-            1 if self.n_init is None else self.n_init, f"{self.key}.n_init", "EM starts"
+            DEFAULT_STARTS if self.n_init is None else self.n_init,
+            f"{self.key}.n_init",
+            "EM starts",
         )
         self.max_iter = _count(
             500 if self.max_iter is None else self.max_iter, f"{self.key}.max_iter", "EM iterations"

@@ -269,3 +269,36 @@ def test_one_and_two_workers_give_the_same_learning_table():
     one = _study(truth, copy.deepcopy(est), 30, 60, chunk_size=7)[1]
     two = _study(truth, copy.deepcopy(est), 30, 60, chunk_size=7, n_jobs=2, backend="loky")[1]
     pd.testing.assert_frame_equal(one, two, check_exact=True)
+
+
+def test_a_steep_logistic_slope_gets_its_true_bound():
+    """E[p(1 − p) x xᵀ] by adaptive quad (scipy) for β1 = 30, where a fixed grid missed the
+    spike of p(1 − p) (0.8% off): the family's information must agree to 1e-6."""
+    from scipy import integrate
+    from scipy.special import expit
+
+    beta = np.array([0.5, 30.0])
+    fam, theta = configured("logistic_regression", params={"beta": beta.tolist()})
+
+    def entry(i, j):
+        def f(z):
+            p = expit(beta[0] + beta[1] * z)
+            x = (1.0, z)
+            return p * (1 - p) * x[i] * x[j] * st.norm.pdf(z)
+
+        centre = -beta[0] / beta[1]
+        return integrate.quad(f, -12, 12, points=[centre], limit=500, epsabs=0, epsrel=1e-12)[0]
+
+    want = np.array([[entry(i, j) for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(fam.fisher(theta[None])[0], want, rtol=1e-6)
+
+
+def test_a_mixture_of_coinciding_components_has_no_finite_bound():
+    """Means 1e-6 apart: the information is singular and the bound infinite (NaN), not the
+    pseudo-inverse's finite, even negative, diagonal."""
+    params = {"weights": [0.5, 0.5], "means": [0.0, 1e-6], "variances": [1.0, 1.0]}
+    fam, theta = configured("gaussian_mixture", params=params)
+    assert np.isnan(fam.bound(theta, np.ones(fam.p, bool))).all()
+    params["means"] = [-2.0, 2.0]
+    fam, theta = configured("gaussian_mixture", params=params)
+    assert (np.diag(fam.bound(theta, np.ones(fam.p, bool))) > 0).all()

@@ -24,6 +24,9 @@ from mlesim.errors import ConfigError
 from mlesim.families.base import Domain
 from mlesim.families.learning import POSITIVE, REAL, UNIT, LearningFamily, count, expand
 
+#: condition number of a mixture's information above which it counts as singular
+#: (its quadrature is accurate to ~1e-8 relative, so smaller eigenvalues are noise)
+MAX_CONDITION = 1e8
 #: |Σ p − 1| allowed in a configuration (rounding of decimal inputs)
 SUM_TOL = 1e-9
 
@@ -174,7 +177,9 @@ class GaussianMixture(LearningFamily):
         """J I⁻¹ Jᵀ (delta rule for the last weight), restricted to ``free``."""
         w, mu, var = self.split(theta)
         info = lt.mixture_information(w, mu, var)
-        if not np.all(np.isfinite(info)):
+        if not np.all(np.isfinite(info)) or np.linalg.cond(info) > MAX_CONDITION:
+            # components that (nearly) coincide: the information is singular and the
+            # bound infinite — NaN, not the pseudo-inverse's finite (even negative) value
             return np.full((int(free.sum()),) * 2, np.nan)
         J = self.jacobian()
         cov = J @ np.linalg.pinv(info) @ J.T

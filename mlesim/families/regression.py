@@ -65,6 +65,33 @@ def check_covariates(cov: Any, d: int, key: str = "truth.covariates") -> dict[st
     return {"dist": cov["dist"], "rho": float(rho)}
 
 
+#: relative agreement two quadrature orders must reach for the information to be used
+INFO_RTOL = 1e-7
+#: most quadrature nodes tried (the order doubles until the information settles)
+MAX_NODES = 2_000_000
+
+
+def settled_information(func, d: int) -> np.ndarray:
+    """``func(order)`` — an expected information by the covariate rule of that order
+    (None: the default) — at doubling orders until two agree to :data:`INFO_RTOL`
+    relative to the largest entry; NaN when they never do within :data:`MAX_NODES`
+    (a slope so steep that p(1 − p) is a spike between the nodes: no bound rather than a
+    wrong one). The enumeration and Sobol rules ignore the order and agree at once."""
+    m = d - 1
+    order = lt.DEFAULT_ORDER.get(m, 0)
+    last = func(None)
+    while order and (2 * order) ** m <= MAX_NODES:
+        order *= 2
+        now = func(order)
+        scale = np.max(np.abs(now))
+        if np.max(np.abs(now - last)) <= INFO_RTOL * scale:
+            return now
+        last = now
+    if not order:  # a rule without an order (enumeration, Sobol)
+        return last
+    return np.full(last.shape, np.nan)
+
+
 class _Regression(LearningFamily):
     """Shared parts: coefficients ``beta0..`` and the covariate law."""
 
@@ -199,7 +226,13 @@ class LogisticRegression(_Regression):
     def fisher(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta, dtype=float)
         flat = theta.reshape(-1, self.p)
-        out = [lt.logistic_information(t, self.covariates) for t in flat]
+        out = [
+            settled_information(
+                lambda order, t=t: lt.logistic_information(t, self.covariates, order=order),
+                self.d,
+            )
+            for t in flat
+        ]
         return np.asarray(out).reshape(theta.shape[:-1] + (self.p, self.p))
 
 
@@ -251,5 +284,13 @@ class SoftmaxRegression(_Regression):
     def fisher(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta, dtype=float)
         flat = theta.reshape(-1, self.p)
-        out = [lt.softmax_information(self.beta(t), self.covariates) for t in flat]
+        out = [
+            settled_information(
+                lambda order, t=t: lt.softmax_information(
+                    self.beta(t), self.covariates, order=order
+                ),
+                self.d,
+            )
+            for t in flat
+        ]
         return np.asarray(out).reshape(theta.shape[:-1] + (self.p, self.p))
