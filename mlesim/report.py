@@ -45,13 +45,16 @@ def caveats(extended: pd.DataFrame, factor_names: list[str], compare: str = "own
         cols = keys + ["true_value", "crlb", "efficiency", "efficiency_mcse"]
         notes.append(
             "**Misspecified rows: the bound is the model's.** In the rows below the model is "
-            "not the truth's family or the data are contaminated. `true_value` is then the "
-            "pseudo-true θ* (the KL projection; with `estimand: truth` the clean truth's θ), "
-            "`crlb` is the *assumed model's* bound "
-            "[I(θ*)⁻¹]ⱼⱼ/n and the √CRLB lines of the figures are that bound; the MLE's "
-            "variance tends to the sandwich A⁻¹BA⁻¹/n instead (White 1982, Econometrica "
-            "50:1), so `efficiency` can exceed 1 and says nothing about attaining a bound "
-            "for the true law.\n\n" + markdown_table(rows[cols])
+            "not the truth's family, the data are contaminated, or the estimator assumes "
+            "another law than the truth's (a regression MLE under another noise, class "
+            "weights). `true_value` is then the pseudo-true θ* (the KL projection, or the "
+            "weighted fit's limit; with `estimand: truth` the clean truth's θ). For a wrong "
+            "model `crlb` is the *assumed model's* bound [I(θ*)⁻¹]ⱼⱼ/n and the √CRLB lines "
+            "of the figures are that bound; for an estimator's own assumption it is the "
+            "truth's bound where θ* is the truth's value and NaN where θ* moved. The fit's "
+            "variance tends to the sandwich A⁻¹BA⁻¹/n (White 1982, Econometrica 50:1), so "
+            "against the assumed model's bound `efficiency` can exceed 1 and says nothing "
+            "about attaining a bound for the true law.\n\n" + markdown_table(rows[cols])
         )
     if "estimand_on_edge" in extended and extended["estimand_on_edge"].any():
         rows = extended[extended["estimand_on_edge"].astype(bool)]
