@@ -94,4 +94,7 @@ def test_the_registries_hold_the_built_ins():
         "sensitivity_curve",
         "loss_equivalence",
         "regularisation",
+        "class_imbalance",
+        "cross_entropy_kl",
+        "mixture_collapse",
     }
