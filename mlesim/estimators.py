@@ -769,6 +769,8 @@ def make_estimator(
             raise ConfigError(f"estimators.{label}.kind", "give either kind or _target_, not both")
         return PluginEstimator(model, label=label, search_path=search_path, **spec)
     kind = spec.pop("kind", None)
+    if not model.iid:
+        importlib.import_module(model.estimators_module)  # registers its kinds
     allowed = ", ".join(sorted(ESTIMATORS))
     if kind is None:
         raise ConfigError(
@@ -789,7 +791,6 @@ def _estimator_class(kind: str, model: Family, label: str) -> type[Estimator]:
     """The class of ``kind`` for ``model``: its own (:data:`LEARNERS`) for a family whose
     data are not i.i.d. scalars, else the scalar one; ConfigError when there is none."""
     if not model.iid:
-        importlib.import_module(model.estimators_module)  # registers its learners
         mine = sorted(k for f, k in LEARNERS if f == model.name)
         if (model.name, kind) not in LEARNERS:
             raise ConfigError(

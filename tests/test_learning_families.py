@@ -302,3 +302,19 @@ def test_a_mixture_of_coinciding_components_has_no_finite_bound():
     params["means"] = [-2.0, 2.0]
     fam, theta = configured("gaussian_mixture", params=params)
     assert (np.diag(fam.bound(theta, np.ones(fam.p, bool))) > 0).all()
+
+
+def test_a_learner_kind_is_found_without_importing_the_learners_first():
+    """``make_estimator`` imports the family's estimators module itself: in a fresh
+    process (nothing else imported) ``firth`` on a logistic model is built."""
+    import subprocess
+    import sys
+
+    code = (
+        "from mlesim.estimators import make_estimator\n"
+        "from mlesim.families import get_family\n"
+        "fam = get_family('logistic_regression').configured({'params': {'beta': [0, 1]}})\n"
+        "print(type(make_estimator('f', {'kind': 'firth'}, fam)).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "Firth", out.stderr[-500:]
