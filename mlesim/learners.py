@@ -285,12 +285,9 @@ class LinearLoss(Learner):
         return fit.beta, se, fit.n_iter
 
 
-class Ridge(Learner):
-    """Ridge regression, argmin ‖y − Xβ‖² + α Σ_{j≥1} β_j², the MAP under β_j ~ N(0, τ²)
-    with α = σ²/τ² (weight decay; Hoerl & Kennard 1970). SE: the posterior curvature
-    σ̂²(XᵀX + αD)⁻¹, σ̂² = RSS/n at the estimate."""
+class _Penalised(Learner):
+    """A penalised linear fit of the coefficients, with its penalty ``alpha`` ≥ 0."""
 
-    kind = "ridge"
     families = (LINEAR,)
     options = ("alpha",)
 
@@ -300,6 +297,14 @@ class Ridge(Learner):
     @property
     def param_names_(self):
         return self.coefficients
+
+
+class Ridge(_Penalised):
+    """Ridge regression, argmin ‖y − Xβ‖² + α Σ_{j≥1} β_j², the MAP under β_j ~ N(0, τ²)
+    with α = σ²/τ² (weight decay; Hoerl & Kennard 1970). SE: the posterior curvature
+    σ̂²(XᵀX + αD)⁻¹, σ̂² = RSS/n at the estimate."""
+
+    kind = "ridge"
 
     def _fit(self, data):
         X, y = data["X"], data["y"]
@@ -311,21 +316,12 @@ class Ridge(Learner):
         return fit.beta, se, fit.n_iter
 
 
-class Lasso(Learner):
+class Lasso(_Penalised):
     """The lasso, argmin (1/2n)‖y − Xβ‖² + α Σ_{j≥1}|β_j| (scikit-learn's scaling), the
     MAP under Laplace(0, b) priors with α = σ²/(n b) (Tibshirani 1996), with exact zeros. No
     standard error (the MAP's is not valid at a kink): SE NaN."""
 
     kind = "lasso"
-    families = (LINEAR,)
-    options = ("alpha",)
-
-    def validate(self) -> None:
-        self.alpha = _number(self.alpha, f"{self.key}.alpha", 0.0, "the penalty", strict=False)
-
-    @property
-    def param_names_(self):
-        return self.coefficients
 
     def _fit(self, data):
         fit = regression.lasso(data["X"], data["y"], self.alpha)
