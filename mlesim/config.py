@@ -462,6 +462,10 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
             d for d in flat if (d == key or (parent and d.startswith(key + "."))) and d not in hits
         ]
     for key in hits:
+        if key in list(cfg.design.keys()):  # written dotted in the preset: one literal key
+            with open_dict(cfg):
+                del cfg.design[key]
+            continue
         parts = key.split(".")
         with open_dict(cfg):
             nodes = [cfg.design]

@@ -318,3 +318,27 @@ def test_a_learner_kind_is_found_without_importing_the_learners_first():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "Firth", out.stderr[-500:]
+
+
+def test_one_coefficient_can_be_set_or_swept_and_lists_do_not_hide_it():
+    """``truth.params.beta0=-3`` on a preset reaches the data (it was silently overridden
+    by a preset's list); a list beside the shipped named entries is refused in one line;
+    a design key written dotted in a preset is replaced by a command-line value."""
+    from conftest import compose_config
+
+    from mlesim.config import pin_overrides
+    from mlesim.study import validate
+
+    spec = validate(compose_config(["experiment=regularisation", "truth.params.beta0=-3"]))
+    assert spec.conditions[0].scenario.theta[0] == -3.0
+    with pytest.raises(ConfigError) as info:
+        validate(compose_config(["truth=linear_regression", "+truth.params.beta=[5.0]"]))
+    assert info.value.key == "truth.params.beta"
+    for design in ("design.truth.noise=[normal,laplace]", "+design={truth.noise:[normal,laplace]}"):
+        overrides = ["truth=linear_regression", design, "truth.noise=laplace"]
+        if design.startswith("design."):  # the nested form, as in the shipped presets
+            overrides[1] = "+design={truth:{noise:[normal,laplace]}}"
+        cfg = compose_config(overrides)
+        assert pin_overrides(cfg, overrides) == ["truth.noise"]
+        spec = validate(cfg)
+        assert {c.scenario.truth.noise for c in spec.conditions} == {"laplace"}

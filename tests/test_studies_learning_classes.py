@@ -308,7 +308,11 @@ def test_held_out_cross_entropy_is_the_expected_log_loss_on_fresh_data():
         (["truth=normal", "estimators={mle:{kind:mle}}"], "truth"),
         (["+design.seed=[1,2]"], "design.seed"),
         (["~estimators.mle"], "estimators"),
-        (["truth.params.p=[" + ",".join(["0.0625"] * 16) + "]"], "truth.params.p"),
+        (
+            [f"truth.params.p{k}=0.0625" for k in range(4)]
+            + [f"+truth.params.p{k}=0.0625" for k in range(4, 16)],
+            "truth.params.p",
+        ),
     ],
 )
 def test_cross_entropy_kl_refuses_bad_configs(override, key):

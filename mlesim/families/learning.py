@@ -39,6 +39,14 @@ def expand(params: Mapping[str, Any], key: str = "truth.params") -> dict[str, An
             continue
         if not value:
             raise ConfigError(f"{key}.{name}", "must not be empty")
+        both = sorted(n for n in params if re.fullmatch(rf"{re.escape(name)}\d+(_\d+)?", n))
+        if both:  # e.g. the shipped beta0, beta1 and a list beta: which one is meant?
+            raise ConfigError(
+                f"{key}.{name}",
+                f"given both as a list and as {', '.join(both)}; allowed: one form — set "
+                f"single entries as {both[0]}=<value>, or replace the mapping: "
+                f"{key}={{{name}: [...], ...}}",
+            )
         if all(isinstance(row, list | tuple) for row in value):
             widths = {len(row) for row in value}
             if len(widths) != 1:
