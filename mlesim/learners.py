@@ -369,15 +369,31 @@ class LogisticMLE(Learner):
         X, y = data["X"], data["y"]
         w = _balanced(y, 2) if self.weights == "balanced" else None
         fit = regression.logistic(X, y, sample_weight=w)
-        if w is None:
-            se = _se(_inv(fit.info))
-        else:
-            p = sc.expit(np.einsum("rnd,rd->rn", X, fit.beta))
-            meat = np.einsum("rn,rni,rnj->rij", (w * (y - p)) ** 2, X, X)
-            bread = _inv(fit.info)
-            se = _se(bread @ meat @ bread)
+        se = _se(_inv(fit.info)) if w is None else _balanced_se(X, y, fit.beta)
         self._adopt(fit)
         return fit.beta, se, fit.n_iter
+
+
+def _balanced_se(X: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """SEs (R, d) of the class-balanced logistic fit, whose weights w(1) = 1/(2π̂),
+    w(0) = 1/(2(1 − π̂)) are estimated from the sample's share π̂ of events: the
+    M-estimator sandwich A⁻¹BA⁻ᵀ of the stacked estimating equations
+    ψ_i = (w(y_i)(y_i − p_i)x_i, y_i − π) in (β, π) (Stefanski & Boos 2002). Holding the
+    weights fixed instead overstates the intercept's SE (1.5× at π = 0.12, n = 400):
+    log(n₀/n₁) moves against it."""
+    R, n, d = X.shape
+    pi = y.mean(axis=1, keepdims=True)
+    w = np.where(y == 1, 0.5 / pi, 0.5 / (1 - pi))
+    dw = np.where(y == 1, -0.5 / pi**2, 0.5 / (1 - pi) ** 2)  # ∂w/∂π
+    p = sc.expit(np.einsum("rnd,rd->rn", X, beta))
+    A = np.zeros((R, d + 1, d + 1))
+    A[:, :d, :d] = np.einsum("rn,rni,rnj->rij", w * p * (1 - p), X, X)
+    A[:, :d, d] = -np.einsum("rn,rni->ri", dw * (y - p), X)
+    A[:, d, d] = n
+    psi = np.concatenate([((w * (y - p))[..., None] * X), (y - pi)[..., None]], axis=2)
+    B = np.einsum("rni,rnj->rij", psi, psi)
+    Ainv = _inv(A)
+    return _se(Ainv @ B @ np.swapaxes(Ainv, 1, 2))[:, :d]
 
 
 #: Firth's Newton iterations at most: an all-zero-event sample of n = 100 needs ~175
