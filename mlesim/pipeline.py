@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from mlesim.checkpoint import ChunkStore
@@ -96,8 +97,29 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class PhaseClock:
+    """Wall-clock seconds of a run's phases, for one log line (where the time goes)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.phases: list[tuple[str, float]] = []
+
+    def lap(self, name: str) -> None:
+        """Close the phase ``name`` now."""
+        now = time.perf_counter()
+        self.phases.append((name, now - self.last))
+        self.last = now
+
+    def line(self) -> str:
+        """``"set-up 0.1 s, simulation 2.3 s, ... (total 3.0 s)"``."""
+        parts = [f"{name} {secs:.1f} s" for name, secs in self.phases]
+        total = sum(secs for _, secs in self.phases)
+        return ", ".join(parts) + f" (total {total:.1f} s)"
+
+
 def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     """:func:`run_pipeline` under the run directory's lock."""
+    clock = PhaseClock()
     progress = spec["runner"]["progress"] if progress is None else progress
     for tmp in [*outdir.glob(".*.tmp"), *outdir.glob("figures/.*.tmp")]:  # a killed writer's
         tmp.unlink(missing_ok=True)
@@ -106,7 +128,9 @@ def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     keep_record(outdir)
     store = ChunkStore(chunks, resume=spec["runner"]["resume"])
     write_text(chunks / "config.json", json.dumps(spec.config, indent=1, default=repr))
+    clock.lap("set-up")
     sim = run_study(spec, store, progress=progress)
+    clock.lap("simulation")
     if sim.resumed:
         log.info("resumed %d of %d chunks from %s", sim.resumed, sim.chunks, chunks)
     replicates = sim.replicates
@@ -116,6 +140,7 @@ def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     write_csv(outdir / "summary.csv", summary)
     write_csv(outdir / "summary_extended.csv", extended)
     write_csv(outdir / "failures.csv", sim.failures)
+    clock.lap("summary and tables")
     line = warning_line(sim.failures, summary, spec.factor_names)
     if line:
         log.warning(line)
@@ -124,6 +149,7 @@ def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
         if sim.stopping.capped:
             log.warning(sim.stopping.capped_line())
     figures, notes = render_study(spec, replicates, summary, outdir / "figures")
+    clock.lap("figures")
     warned = caveats(extended, spec.factor_names, spec["compare"])
     for note in warned:  # (the failure line above already speaks of the replicate sets)
         if not note.startswith("**Estimators on different replicate sets"):
@@ -131,6 +157,8 @@ def _run(spec: StudySpec, outdir: Path, progress: bool | None) -> dict:
     write_report(outdir / "report.md", spec, summary, figures, notes + warned)
     if (chunks / "hydra").is_dir():  # this run's record, whatever a refused command wrote
         shutil.copytree(chunks / "hydra", outdir / ".hydra", dirs_exist_ok=True)
+    clock.lap("report")
+    log.info("time: %s", clock.line())
     log.info("results in %s", outdir)
     return {
         "replicates": replicates,

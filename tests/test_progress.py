@@ -136,3 +136,25 @@ def test_dask_log_level_from_the_environment(monkeypatch):
     with dask_logs(logging.ERROR):
         assert logger.getEffectiveLevel() == logging.ERROR
     assert logger.level == before
+
+
+def test_the_run_log_says_where_the_time_went(tmp_path, caplog):
+    """One INFO line names each phase with its seconds, which add up to the total."""
+    import logging
+    import re
+
+    from conftest import study_spec
+    from test_contract import _base_config
+
+    from mlesim.pipeline import run_pipeline
+
+    spec = study_spec(_base_config(), {"progress": False}, n=[5], replications=50)
+    with caplog.at_level(logging.INFO, logger="mlesim"):
+        run_pipeline(spec, tmp_path / "run", progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("time: ")]
+    assert len(lines) == 1, lines
+    phases = dict(re.findall(r"([a-z -]+?) (\d+\.\d) s", lines[0].removeprefix("time: ")))
+    names = ["set-up", "simulation", "summary and tables", "figures", "report"]
+    assert [k.strip(", ") for k in phases][: len(names)] == names, lines[0]
+    total = float(re.search(r"total (\d+\.\d) s", lines[0]).group(1))
+    assert abs(sum(float(v) for k, v in phases.items() if "total" not in k) - total) < 0.3
