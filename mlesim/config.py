@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS, make_estimator
+from mlesim.families.base import SETTINGS
 from mlesim.plugins import targets_in
 from mlesim.scenarios import Scenario
 
@@ -513,8 +514,8 @@ def validate(
             raise ConfigError(key, f"unknown key; allowed: {', '.join(allowed)}")
     check_present(config)
     if isinstance(config.get("truth"), dict):
-        for slot in ("_target_", "noise", "nu", "covariates"):  # the schema's slots for a
-            if config["truth"].get(slot) is None:  # generator and the regressions, unused
+        for slot in ("_target_", *SETTINGS):  # the schema's slots for a generator and
+            if config["truth"].get(slot) is None:  # the regressions' settings, unused
                 config["truth"].pop(slot, None)
     check_scalars(config)
     check_estimator_specs(config["estimators"])

@@ -146,19 +146,25 @@ class Estimator:
         """Fit every row of ``x`` (R, n) — or of the field ``x`` of a data mapping; see
         the module docstring for the attributes; also sets ``reason_`` (R,), why each
         failed replicate failed ('' where it converged)."""
+        data, rows = self._data(x)
+        self._conv = self._reason = None
+        est, se, n_iter = self._fit(data)
+        conv, reason = settle(
+            estimable(self.model, est, self.param_names_),  # +inf on an edge counts
+            np.ones(rows, bool) if self._conv is None else self._conv,
+            np.full(rows, "", object) if self._reason is None else self._reason,
+        )
+        self.params_, self.se_, self.n_iter_ = est, se, np.asarray(n_iter)
+        self.converged_, self.reason_ = conv, reason
+        return self
+
+    def _data(self, x: np.ndarray | Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        """What ``_fit`` receives, and the number of replicates: the i.i.d. sample
+        ``x`` (R, n) (the field ``x`` of a data mapping)."""
         x = np.asarray(x["x"] if isinstance(x, Mapping) else x, dtype=float)
         if x.ndim != 2:
             raise ValueError(f"x must have shape (R, n), got {x.shape}")
-        self._conv = self._reason = None
-        est, se, n_iter = self._fit(x)
-        conv, reason = settle(
-            estimable(self.model, est, self.param_names_),  # +inf on an edge counts
-            np.ones(x.shape[0], bool) if self._conv is None else self._conv,
-            np.full(x.shape[0], "", object) if self._reason is None else self._reason,
-        )
-        self.params_, self.se_, self.n_iter_ = est, se, n_iter
-        self.converged_, self.reason_ = conv, reason
-        return self
+        return x, x.shape[0]
 
     def _fit(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError

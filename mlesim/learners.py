@@ -38,8 +38,7 @@ import scipy.special as sc
 from mlesim import learning_theory as lt
 from mlesim import mixture, regression
 from mlesim.errors import ConfigError
-from mlesim.estimators import Estimator, settle
-from mlesim.families.base import estimable
+from mlesim.estimators import Estimator
 
 LINEAR, LOGISTIC, SOFTMAX = "linear_regression", "logistic_regression", "softmax_regression"
 CATEGORICAL, MIXTURE = "categorical", "gaussian_mixture"
@@ -94,24 +93,18 @@ class Learner(Estimator):
     register: ClassVar[bool] = False
 
     def fit(self, data: Mapping[str, np.ndarray] | np.ndarray) -> Learner:
+        with np.errstate(all="ignore"):  # edge data: an SE's 0/0 is NaN, not a warning
+            return super().fit(data)
+
+    def _data(self, data: Mapping[str, np.ndarray] | np.ndarray) -> tuple[dict, int]:
+        """The model's fields of the data mapping as float arrays (a bare array is its
+        one field), and the number of replicates."""
         if not isinstance(data, Mapping):
             data = {self.model.fields[0]: data}
-        missing = [f for f in self.model.fields if f not in data]
-        if missing:
+        if any(f not in data for f in self.model.fields):
             raise ValueError(f"{self.kind} needs the data fields {self.model.fields}")
         data = {f: np.asarray(data[f], dtype=float) for f in self.model.fields}
-        rows = data[self.model.fields[0]].shape[0]
-        self._conv = self._reason = None
-        with np.errstate(all="ignore"):
-            est, se, n_iter = self._fit(data)
-        conv, reason = settle(
-            estimable(self.model, est, self.param_names_),
-            np.ones(rows, bool) if self._conv is None else self._conv,
-            np.full(rows, "", object) if self._reason is None else self._reason,
-        )
-        self.params_, self.se_, self.n_iter_ = est, se, np.asarray(n_iter)
-        self.converged_, self.reason_ = conv, reason
-        return self
+        return data, data[self.model.fields[0]].shape[0]
 
     def _adopt(self, fit: Any) -> None:
         """Take a solver's convergence mask and reasons."""
@@ -392,8 +385,7 @@ def _balanced_se(X: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
     A[:, d, d] = n
     psi = np.concatenate([((w * (y - p))[..., None] * X), (y - pi)[..., None]], axis=2)
     B = np.einsum("rni,rnj->rij", psi, psi)
-    Ainv = _inv(A)
-    return _se(Ainv @ B @ np.swapaxes(Ainv, 1, 2))[:, :d]
+    return _se(regression.sandwich(A, B))[:, :d]
 
 
 #: Firth's Newton iterations at most: an all-zero-event sample of n = 100 needs ~175
@@ -458,8 +450,7 @@ class LogisticLoss(Learner):
             fit = regression.focal_logistic(X, y, self.gamma)
             psi = _focal_psi(np.einsum("rnd,rd->rn", X, fit.beta), y, self.gamma)
             meat = np.einsum("rn,rni,rnj->rij", psi**2, X, X)
-            bread = _inv(fit.info)
-            se = _se(bread @ meat @ bread)
+            se = _se(regression.sandwich(fit.info, meat))
         self._adopt(fit)
         return fit.beta, se, fit.n_iter
 
@@ -623,9 +614,7 @@ def _floor_se(fit: Any, on_floor: np.ndarray, se: np.ndarray) -> np.ndarray:
         info = fit.info[rows][:, keep][:, :, keep]
         cov = np.full((rows.size, 3 * K - 1, 3 * K - 1), 0.0)
         cov[np.ix_(np.arange(rows.size), keep, keep)] = _inv(info)
-        var_free = np.diagonal(cov, axis1=1, axis2=2)
-        var_last = cov[:, : K - 1, : K - 1].sum(axis=(1, 2))
-        var = np.column_stack([var_free[:, : K - 1], var_last, var_free[:, K - 1 :]])
+        var = mixture.all_variances(cov, K)
         with np.errstate(invalid="ignore"):
             se[rows] = np.where(var >= 0, np.sqrt(np.abs(var)), np.nan)
     return se

@@ -540,6 +540,15 @@ def observed_information(
     return info
 
 
+def all_variances(cov: np.ndarray, k: int) -> np.ndarray:
+    """Variances (R, 3K) of all parameters (w_1..w_K, μ, σ²) from the covariance
+    (R, 3K − 1, 3K − 1) of the free ones (w_1..w_{K−1}, μ, σ²): the delta rule for
+    w_K = 1 − Σ_{k<K} w_k gives Var(w_K) = 1ᵀ Σ_ww 1, the sum of the weight block."""
+    var_free = np.diagonal(cov, axis1=1, axis2=2)
+    var_last = cov[:, : k - 1, : k - 1].sum(axis=(1, 2))
+    return np.concatenate([var_free[:, : k - 1], var_last[:, None], var_free[:, k - 1 :]], axis=1)
+
+
 def standard_errors(fit: MixtureFit) -> np.ndarray:
     """Wald standard errors of all 3K parameters, shape (R, 3K), in the order
     (w_1, …, w_K, μ_1, …, μ_K, σ²_1, …, σ²_K).
@@ -559,9 +568,7 @@ def standard_errors(fit: MixtureFit) -> np.ndarray:
     pd = finite & (lam > 0).all(axis=1)
     lam = np.where(pd[:, None], lam, 1.0)
     cov = np.einsum("rij,rj,rkj->rik", vec, 1.0 / lam, vec)
-    var_free = np.diagonal(cov, axis1=1, axis2=2)
-    var_last = cov[:, : k - 1, : k - 1].sum(axis=(1, 2))
-    var = np.concatenate([var_free[:, : k - 1], var_last[:, None], var_free[:, k - 1 :]], axis=1)
+    var = all_variances(cov, k)
     with np.errstate(invalid="ignore"):
         se = np.sqrt(var)
     se[~pd] = np.nan
