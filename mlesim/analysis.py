@@ -28,9 +28,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import integrate, special, stats
 
 from mlesim.families import Family
+from mlesim.lazy import lazy_module
+from mlesim.metrics import group_ids
+
+integrate = lazy_module("scipy.integrate")
+special = lazy_module("scipy.special")
+stats = lazy_module("scipy.stats")
 
 __all__ = [
     "DELTA_SCALES",
@@ -105,7 +110,7 @@ def attach_targets(
     are never merged or copied row-wise (pandas' copy-on-write shares their columns).
     """
     on = [*keys, "estimator", "param"]
-    gid = replicates.groupby(on, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    gid, _ = group_ids(replicates, on)
     _, first = np.unique(gid, return_index=True)
     heads = replicates[on].iloc[first].reset_index(drop=True)
     heads = heads.astype({k: object for k in on if isinstance(heads[k].dtype, pd.CategoricalDtype)})

@@ -23,13 +23,16 @@ Parent death is seen through ``os.getppid()``, i.e. on POSIX systems.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from joblib import Parallel, delayed, parallel_config
@@ -78,6 +81,49 @@ def _with_parent_watch(func: Callable, parent: int, item: Any) -> Any:
     return func(item)
 
 
+def helpers_started() -> bool:
+    """Whether this process has started loky's reusable executor (whose semaphores only
+    the interpreter's own exit releases: a command that started one must not end with
+    ``os._exit``)."""
+    import sys
+
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    return getattr(module, "_executor", None) is not None
+
+
+def sendable(func: Callable, item: Any) -> None:
+    """Raise :class:`pickle.PicklingError` (as loky would, later) unless ``func`` and
+    ``item`` can be sent to a loky process: checked before the main process starts, so
+    that a study gets the same answer whether or not it is large enough to use helpers."""
+    from joblib.externals.loky.backend.reduction import dumps
+
+    try:
+        dumps((func, item))
+    except (pickle.PicklingError, TypeError, AttributeError) as err:
+        raise pickle.PicklingError(
+            f"Could not pickle the task to send it to the workers: {err}"
+        ) from err
+
+
+def cores(n_jobs: int | str) -> int:
+    """The processes (or threads) ``runner.n_jobs`` asks for: ``auto`` and ``-1`` are the
+    cores this process may run on (its CPU affinity: a SLURM allocation or a cgroup's
+    share, not the whole machine)."""
+    if n_jobs in ("auto", -1):
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
+    return int(n_jobs)
+
+
+#: chunks sent ahead to each helper, so that it never waits for the main process
+AHEAD = 2
+#: seconds of work left (at the main process's pace) below which no helper is started:
+#: about what a loky process takes to start and import mlesim, during which it does nothing
+HELPER_START = 1.0
+
+
 class Pool:
     """Maps a function over items with the backend of ``runner`` (a context manager).
 
@@ -85,15 +131,25 @@ class Pool:
     ----------
     runner : the validated ``runner`` configuration (``backend``, ``n_jobs``, ``dask``)
 
-    A dask cluster is started on the first :meth:`imap_unordered` call, not before, so a
-    fully resumed run starts none; :meth:`close` (or leaving the ``with`` block) shuts
-    down whatever was started.
+    With loky or threading and ``n_jobs = k > 1`` the main process is one of the k: it
+    computes items itself from the first moment, from the back of the list, while
+    k − 1 helpers (loky processes, or threads) take them from the front. A study too
+    small to pay for starting a process is thus done by the main process alone before a
+    helper has started, and is never slower than ``n_jobs=1``; when the list runs out,
+    the main process also computes the items still waiting at a helper that has not
+    answered yet, and whichever copy comes first is used (a chunk's result does not
+    depend on who computes it). The loky helpers are loky's reusable executor, kept
+    warm for the next study of the same process (a sweep). A dask cluster is started on
+    the first :meth:`imap_unordered` call, not before, so a fully resumed run starts
+    none; :meth:`close` (or leaving the ``with`` block) shuts down whatever was started.
     """
 
     def __init__(self, runner: dict):
         self.runner = runner
         self._stack = contextlib.ExitStack()
         self._client = None
+        self._executor: Any = None
+        self._stale: list[Future] = []  # helpers' items the main process did instead
 
     def __enter__(self) -> Pool:
         return self
@@ -102,36 +158,109 @@ class Pool:
         self.close()
 
     def close(self) -> None:
-        """Close the dask client and cluster this pool started (if any)."""
+        """Close the dask client and cluster this pool started (if any), and stop the
+        helpers' copies of items already done (a loky helper still computing one is
+        stopped, so the run does not wait for it at exit)."""
         self._client = None
         self._stack.close()
+        busy = any(not f.done() for f in self._stale)
+        if self._executor is not None and self.runner["backend"] != "loky":
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        elif busy:  # loky: stop the helpers' copies, which would hold up the exit
+            self._executor.shutdown(wait=False)
+        self._executor, self._stale = None, []
 
     def imap_unordered(self, func: Callable, items: Iterable) -> Iterator[tuple[int, Any]]:
         """Yield ``(position, func(item))`` as each call finishes, in any order."""
         items = list(items)
         if not items:  # e.g. every chunk resumed: start no cluster
             return
-        backend, n_jobs = self.runner["backend"], self.runner["n_jobs"]
+        backend, k = self.runner["backend"], cores(self.runner["n_jobs"])
         if backend == "dask":
-            config = {"backend": "dask", "client": self._dask_client()}
-            n_jobs = -1  # the cluster's cores
-        elif backend == "sequential" or n_jobs == 1 or len(items) <= 1:
+            with parallel_config(backend="dask", client=self._dask_client()):
+                yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
+                    delayed(_indexed)(func, i, item) for i, item in enumerate(items)
+                )
+        elif backend == "sequential" or k == 1 or len(items) == 1:
             yield from (_indexed(func, i, item) for i, item in enumerate(items))
-            return
-        elif backend == "loky":
-            config = {"backend": "loky", "inner_max_num_threads": 1}
-            func = functools.partial(_with_parent_watch, func, os.getpid())
         else:
-            config = {"backend": backend}
-        with parallel_config(**config):
-            yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(_indexed)(func, i, item) for i, item in enumerate(items)
-            )
+            yield from self._shared(func, items, k - 1)
 
-    def _dask_client(self):
+    def _dask_client(self) -> Any:
         if self._client is None:
             self._client = self._stack.enter_context(dask_client(self.runner["dask"]))
         return self._client
+
+    def _helpers(self, count: int) -> Any:
+        """The executor of ``count`` helpers (started once per pool)."""
+        if self._executor is None:
+            if self.runner["backend"] == "loky":
+                from joblib.externals.loky import get_reusable_executor
+
+                single = {
+                    v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                }
+                self._executor = get_reusable_executor(max_workers=count, timeout=300, env=single)
+            else:
+                self._executor = ThreadPoolExecutor(count, thread_name_prefix="mlesim")
+        return self._executor
+
+    def _shared(self, func: Callable, items: list, count: int) -> Iterator[tuple[int, Any]]:
+        """Items done by the main process (from the back) and ``count`` helpers (from
+        the front); each position is yielded once. Helpers are started only once the
+        items left would take the main process more than :data:`HELPER_START` seconds
+        (judged by the items it has done), unless they are warm already."""
+        if self.runner["backend"] == "loky":
+            func = functools.partial(_with_parent_watch, func, os.getpid())
+            sendable(func, items[0])  # the same answer for a small study and a large one
+        queue = collections.deque(range(len(items)))
+        started, alone = time.perf_counter(), 0
+        while queue and self._executor is None:
+            spent = time.perf_counter() - started
+            if alone and spent / alone * len(queue) > HELPER_START:
+                break
+            i = queue.pop()
+            alone += 1
+            yield _indexed(func, i, items[i])
+        if not queue:
+            return
+        flight: dict[Future, int] = {}
+        try:
+            yield from self._share(func, items, queue, flight, count)
+        finally:  # (also when the run stops early: close() cancels or stops them)
+            self._stale += list(flight)
+
+    def _share(
+        self, func: Callable, items: list, queue: collections.deque, flight: dict, count: int
+    ) -> Iterator[tuple[int, Any]]:
+        """The items of ``queue``: the helpers take them from the front (``flight``: the
+        ones sent, at most :data:`AHEAD` per helper), the main process from the back."""
+        executor = self._helpers(count)
+        done: set[int] = set(range(len(items))) - set(queue)
+        answered = False  # has any helper returned an item yet (is one warm)?
+        while len(done) < len(items):
+            while queue and len(flight) < AHEAD * count:
+                i = queue.popleft()
+                flight[executor.submit(_indexed, func, i, items[i])] = i
+            for future in [f for f in flight if f.done()]:
+                i = flight.pop(future)
+                result = future.result()  # a helper's exception is raised here
+                answered = True
+                if i not in done:
+                    done.add(i)
+                    yield result
+            if queue:
+                i = queue.pop()
+            else:  # only items at helpers left: do those no warm helper has begun
+                waiting = [i for i in flight.values() if i not in done]
+                if not waiting:
+                    continue
+                if answered and len(waiting) <= count:  # each is probably being computed
+                    wait(list(flight), return_when=FIRST_COMPLETED)
+                    continue
+                i = waiting[-1]
+            done.add(i)
+            yield _indexed(func, i, items[i])
 
 
 def dask_log_level() -> int | None:

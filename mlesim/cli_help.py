@@ -268,7 +268,10 @@ def _keys(conf: Path) -> list[tuple[str, str]]:
             " | ".join(COMPARE) + ": each estimator on its own successful fits, or "
             "all on the replicates every estimator fitted",
         ),
-        ("runner.n_jobs", "worker processes; -1: all cores"),
+        (
+            "runner.n_jobs",
+            "cores to use, the main process included; auto (default): all this process may use",
+        ),
         (
             "runner.backend",
             " | ".join(BACKENDS)

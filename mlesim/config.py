@@ -71,7 +71,7 @@ class StoppingConf:
 
 @dataclass
 class RunnerConf:
-    n_jobs: int = 1
+    n_jobs: Any = "auto"
     backend: str = "loky"
     chunk_size: int | None = None
     max_chunk_mb: float = 64.0
@@ -101,8 +101,18 @@ class MlesimConf:
 
 
 def register_schema() -> None:
-    """Register the schema as ``mlesim_schema`` in Hydra's ConfigStore (idempotent)."""
+    """Register the schema as ``mlesim_schema`` in Hydra's ConfigStore and the
+    ``mlesim.cpus`` resolver (idempotent)."""
     ConfigStore.instance().store(name="mlesim_schema", node=MlesimConf)
+    if not OmegaConf.has_resolver("mlesim.cpus"):
+        OmegaConf.register_new_resolver("mlesim.cpus", cpus_to_request)
+
+
+def cpus_to_request(n_jobs: Any) -> int:
+    """The CPUs a launcher asks the cluster for (``${mlesim.cpus:${runner.n_jobs}}``):
+    ``n_jobs`` when it is a number, 1 for ``auto`` or -1, which then use whatever the
+    cluster gives (the job's CPU affinity)."""
+    return n_jobs if _is_int(n_jobs) and n_jobs >= 1 else 1
 
 
 @dataclass(frozen=True)
@@ -273,9 +283,11 @@ def check_design(config: dict) -> dict[str, list]:
 def check_runner(runner: dict) -> None:
     """Validate ``runner.*``."""
     n_jobs = runner["n_jobs"]
-    if not _is_int(n_jobs) or (n_jobs < 1 and n_jobs != -1):
+    if n_jobs != "auto" and (not _is_int(n_jobs) or (n_jobs < 1 and n_jobs != -1)):
         raise ConfigError(
-            "runner.n_jobs", f"must be an integer >= 1 or -1 (all cores), got {n_jobs!r}"
+            "runner.n_jobs",
+            f"must be auto or an integer >= 1 or -1, got {n_jobs!r}; allowed: auto or -1 (the "
+            "cores this process may use), or a number of cores (the main process is one)",
         )
     if runner["backend"] not in BACKENDS:
         raise ConfigError(

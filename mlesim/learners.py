@@ -33,12 +33,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.special as sc
 
 from mlesim import learning_theory as lt
 from mlesim import mixture, regression
 from mlesim.errors import ConfigError
 from mlesim.estimators import Estimator
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
 
 LINEAR, LOGISTIC, SOFTMAX = "linear_regression", "logistic_regression", "softmax_regression"
 CATEGORICAL, MIXTURE = "categorical", "gaussian_mixture"

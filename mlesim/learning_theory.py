@@ -65,9 +65,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import scipy.stats as st
 from numpy.typing import ArrayLike
-from scipy import integrate, optimize, special
+
+from mlesim.lazy import lazy_module
+
+st = lazy_module("scipy.stats")
+integrate = lazy_module("scipy.integrate")
+optimize = lazy_module("scipy.optimize")
+special = lazy_module("scipy.special")
 
 #: the covariate laws
 COVARIATE_DISTS = ("normal", "uniform", "bernoulli")

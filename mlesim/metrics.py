@@ -58,7 +58,11 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
+
+from mlesim.lazy import lazy_module
+
+special = lazy_module("scipy.special")
+stats = lazy_module("scipy.stats")
 
 __all__ = [
     "EXTENDED_COLUMNS",
@@ -225,7 +229,7 @@ def wald_z(level: float) -> float:
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return float(stats.norm.ppf((1.0 + level) / 2.0))
+    return float(special.ndtri((1.0 + level) / 2.0))  # = stats.norm.ppf, bit for bit
 
 
 # ---------------------------------------------------------------- building blocks
@@ -613,7 +617,7 @@ def _check_reference(
             f"reference={reference!r} compares methods, but method={method!r} is not in"
             f" by={by_cols!r}; add {method!r} to by"
         )
-    present = pd.unique(df[method].to_numpy())
+    present = pd.unique(df[method])  # (a categorical's codes: no strings materialised)
     if not any(v == reference for v in present):
         have = ", ".join(repr(v) for v in sorted(present, key=str))
         raise ValueError(
@@ -680,13 +684,52 @@ def _converged_mask(df: pd.DataFrame, converged: Hashable | None) -> np.ndarray:
     return df[converged].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
+def _column_codes(column: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer codes (n,) of a column's values, numbered in pandas' group order (a
+    categorical's category order, else sorted values; missing values last), and how
+    many codes there can be."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        size = len(column.cat.categories)
+        return np.where(codes < 0, size, codes), size + 1
+    codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
+    return codes.astype(np.int64, copy=False), len(uniques)
+
+
+def group_ids(df: pd.DataFrame, columns: Sequence[Hashable]) -> tuple[np.ndarray, int]:
+    """Each row's group over ``columns``: ids (len(df),) numbering the groups present
+    0..G−1 in the order of ``df.groupby(columns, sort=True, observed=True,
+    dropna=False)``, and G. Linear in the rows (factorised codes combined in mixed
+    radix, then compacted), where pandas' multi-column groupby sorts them."""
+    ids, size = np.zeros(len(df), np.int64), 1
+    for name in columns:
+        codes, many = _column_codes(df[name])
+        ids, size = ids * many + codes, size * many
+        if size > max(4 * len(df), 1 << 20):  # keep the radix small: renumber what is present
+            present, ids = np.unique(ids, return_inverse=True)
+            size = present.size
+    seen = np.bincount(ids, minlength=size) > 0
+    rank = np.cumsum(seen) - 1
+    return rank[ids], int(seen.sum())
+
+
 def _group_positions(df: pd.DataFrame, by_cols: list[Hashable]) -> dict[tuple, np.ndarray]:
-    """Map each group key (a tuple, sorted order) to the row positions of the group."""
+    """Map each group key (a tuple, sorted order) to the row positions of the group
+    (ascending, as pandas' groupby gives them)."""
     if not by_cols:
         return {(): np.arange(len(df))}
-    work = df[by_cols].reset_index(drop=True)
-    grouped = work.groupby(by_cols, sort=True, dropna=False, observed=True)
-    return {key: g.index.to_numpy() for key, g in grouped}
+    try:
+        ids, count = group_ids(df, by_cols)
+    except TypeError:  # values factorize cannot sort (mixed types): pandas decides
+        work = df[by_cols].reset_index(drop=True)
+        grouped = work.groupby(by_cols, sort=True, dropna=False, observed=True)
+        return {key: g.index.to_numpy() for key, g in grouped}
+    order = np.argsort(ids, kind="stable")
+    bounds = np.cumsum(np.bincount(ids, minlength=count))[:-1]
+    groups = np.split(order, bounds)
+    heads = df[by_cols].iloc[[g[0] for g in groups]]
+    keys = [tuple(row) for row in heads.itertuples(index=False, name=None)]
+    return dict(zip(keys, groups, strict=True))
 
 
 def _measures(

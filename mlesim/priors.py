@@ -49,7 +49,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import scipy.stats as st
 
 from mlesim import optimize
 from mlesim.errors import ConfigError
@@ -57,7 +56,10 @@ from mlesim.families import Family
 from mlesim.families.base import estimable, fixed_mask, from_free, to_free
 from mlesim.families.closed_form import row_mean
 from mlesim.families.smooth import SmoothFamily, subset, transform_derivs
+from mlesim.lazy import lazy_module
 from mlesim.standard_errors import at_boundary, pinned_se, stand_in
+
+st = lazy_module("scipy.stats")
 
 #: (family, parameter) → (distribution, hyper-parameter names, lower bounds) of the
 #: conjugate closed forms (the Laplace prior of a normal mean is a closed form too)
@@ -148,7 +150,11 @@ def _check_hypers(dist: str, spec: dict, key: str) -> dict[str, float]:
 
 
 def _check_support(model: Family, name: str, h: dict, key: str) -> None:
-    """The prior must put density on the whole domain of the parameter."""
+    """The prior must put density on the whole domain of the parameter (a named prior's
+    support is known; a scipy.stats one is asked, which imports scipy.stats)."""
+    if h["dist"] in SUPPORT:
+        _check_cover(model, name, h["dist"], SUPPORT[h["dist"]], key)
+        return
     with np.errstate(all="ignore"):
         lo, hi = frozen(h).support()
     if np.isnan(lo) or np.isnan(hi):
@@ -414,8 +420,22 @@ def prior_hessian(model: Family, est: np.ndarray, prior: Mapping) -> np.ndarray:
     out = np.zeros_like(est)
     for j, name in enumerate(model.params):
         if name in prior:
-            out[:, j] = log_prior_derivs(prior[name], est[:, j])[2]
+            out[:, j] = _curvature(prior[name], est[:, j])
     return out
+
+
+def _curvature(h: Mapping, v: np.ndarray) -> np.ndarray:
+    """d² log π(v) / dv² of one prior at ``v`` (m,): the named priors' closed forms of
+    :func:`log_prior_derivs` without its log-density (which needs scipy.stats)."""
+    dist = h["dist"]
+    with np.errstate(all="ignore"):
+        if dist == "normal":
+            return np.full_like(v, -1.0 / h["var"])
+        if dist == "laplace":
+            return np.zeros_like(v)
+        if dist in ("beta", "gamma", "invgamma"):
+            return _conjugate_hessian(h, v)
+    return log_prior_derivs(h, v)[2]
 
 
 #: the unconstrained coordinate beyond which a probability or positive parameter

@@ -55,7 +55,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
+
+from mlesim.lazy import lazy_module
+
+stats = lazy_module("scipy.stats")
 
 #: Φ⁻¹(3/4): the MAD of the standard normal, which the MAD is divided by
 MAD_CONSTANT = 0.6744897501960817

@@ -78,7 +78,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import integrate, optimize, special
+
+from mlesim.lazy import lazy_module
+
+integrate = lazy_module("scipy.integrate")
+optimize = lazy_module("scipy.optimize")
+special = lazy_module("scipy.special")
 
 #: Φ⁻¹(3/4): the MAD of the standard normal, which the MAD is divided by
 MAD_CONSTANT = 0.6744897501960817

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.optimize as so
-import scipy.stats as st
-from scipy.integrate import tanhsinh
 
 from mlesim.errors import ConfigError
 from mlesim.estimators import Estimator, make_estimator
 from mlesim.families import Family, get_family
+from mlesim.lazy import lazy_module
 from mlesim.plugins import (
     TARGET,
     FreeParameters,
@@ -29,6 +27,10 @@ from mlesim.plugins import (
     resolve,
     targets_in,
 )
+
+so = lazy_module("scipy.optimize")
+st = lazy_module("scipy.stats")
+integrate = lazy_module("scipy.integrate")
 
 
 @dataclass(frozen=True)
@@ -675,6 +677,6 @@ def expect_continuous(
         with np.errstate(all="ignore"):
             return np.where(dens > 0, func(x) * dens, 0.0)
 
-    res = tanhsinh(integrand, edges[:-1], edges[1:], rtol=1e-13, atol=1e-15)
+    res = integrate.tanhsinh(integrand, edges[:-1], edges[1:], rtol=1e-13, atol=1e-15)
     settled = res.success | (res.error <= 1e-8 * (1 + np.abs(res.integral)))
     return float(np.sum(res.integral)) if settled.all() else math.nan

@@ -11,7 +11,7 @@ import pandas as pd
 from mlesim.analysis import attach_targets
 from mlesim.config import StudySpec, labels_of_kind
 from mlesim.families.base import fixed_mask
-from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, performance
+from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, group_ids, performance
 
 #: columns summary_extended.csv adds after the measures (see :func:`targets`)
 FLAG_COLUMNS = ("misspecified", "estimand_on_edge")
@@ -100,8 +100,10 @@ def summarise(
     if extended:
         flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
         out = out.merge(flags, on=keys, how="left", validate="one_to_one")
-        counts = replicates.assign(_c=common).groupby(keys, observed=True, sort=False)["_c"].sum()
-        counts = counts.rename("n_rep_common").reset_index()
+        gid, groups = group_ids(replicates, keys)
+        first = np.unique(gid, return_index=True)[1]
+        counts = replicates[keys].iloc[first].reset_index(drop=True)
+        counts["n_rep_common"] = np.bincount(gid, weights=common, minlength=groups).astype(np.int64)
         counts = counts.astype({k: object for k in ("estimator", "param")})
         out = out.merge(counts, on=keys, how="left", validate="one_to_one")
     return out
@@ -121,9 +123,8 @@ def common_mask(replicates: pd.DataFrame, factor_names: list[str]) -> np.ndarray
     succeeded (converged, no NaN estimate): the common set that ``compare: common``
     summarises all estimators on, like for like (Morris, White & Crowther 2019, §5.3)."""
     ok = replicates["converged"].to_numpy(bool) & ~np.isnan(replicates["estimate"].to_numpy())
-    keys = [*factor_names, "replicate"]
-    all_ok = pd.Series(ok).groupby([replicates[k].to_numpy() for k in keys]).transform("all")
-    return all_ok.to_numpy(bool)
+    gid, groups = group_ids(replicates, [*factor_names, "replicate"])
+    return np.bincount(gid, weights=~ok, minlength=groups)[gid] == 0
 
 
 def split_summary(extended: pd.DataFrame, factor_names: list[str]) -> pd.DataFrame:

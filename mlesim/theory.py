@@ -8,7 +8,10 @@ Bernoulli data.
 from __future__ import annotations
 
 import numpy as np
-import scipy.stats as st
+
+from mlesim.lazy import lazy_module
+
+st = lazy_module("scipy.stats")
 
 
 def quadratic_variance_moments(

@@ -50,7 +50,12 @@ CASES: list[tuple[str, list[str], str, str]] = [
     # wrong types (Hydra's schema)
     ("seed-not-int", ["seed=abc"], "seed", r"must be an integer, got 'abc'"),
     ("confidence-not-number", ["confidence=high"], "confidence", r"must be a number, got 'high'"),
-    ("n-jobs-not-int", ["runner.n_jobs=two"], "runner.n_jobs", r"must be an integer, got 'two'"),
+    (
+        "n-jobs-not-int",
+        ["runner.n_jobs=two"],
+        "runner.n_jobs",
+        r"must be auto or an integer >= 1 or -1, got 'two'",
+    ),
     ("resume-not-bool", ["runner.resume=maybe"], "runner.resume", r"must be true or false"),
     ("family-not-string", ["truth.family=[1]"], "truth.family", r"must be a string, got \[1\]"),
     ("params-not-mapping", ["truth.params=abc"], "truth.params", r"must be a mapping"),
@@ -169,8 +174,8 @@ CASES: list[tuple[str, list[str], str, str]] = [
     ),
     # runner
     ("backend-unknown", ["runner.backend=spark"], "runner.backend", r"allowed: loky"),
-    ("n-jobs-zero", ["runner.n_jobs=0"], "runner.n_jobs", r"integer >= 1 or -1"),
-    ("n-jobs-negative", ["runner.n_jobs=-3"], "runner.n_jobs", r"integer >= 1 or -1"),
+    ("n-jobs-zero", ["runner.n_jobs=0"], "runner.n_jobs", r"auto or an integer >= 1 or -1"),
+    ("n-jobs-negative", ["runner.n_jobs=-3"], "runner.n_jobs", r"auto or an integer >= 1 or -1"),
     ("chunk-size-zero", ["runner.chunk_size=0"], "runner.chunk_size", r"integer >= 1"),
     ("max-chunk-mb-negative", ["runner.max_chunk_mb=-1"], "runner.max_chunk_mb", r"> 0"),
     ("dask-workers-zero", ["runner.dask.n_workers=0"], "runner.dask.n_workers", r">= 1"),

@@ -85,7 +85,7 @@ def test_error_messages_list_the_allowed_values():
 
 @pytest.mark.parametrize(
     "overrides",
-    [["nosuch=1"], ["runner.n_jobs=abc"], ["runner.nosuch=1"], ["seed=abc"], ["truth=nosuch"]],
+    [["nosuch=1"], ["runner.chunk_size=abc"], ["runner.nosuch=1"], ["seed=abc"], ["truth=nosuch"]],
 )
 def test_schema_rejects_unknown_keys_and_wrong_types_at_compose(overrides):
     with pytest.raises(ConfigCompositionException):

@@ -56,6 +56,14 @@ def test_the_local_preset_uses_submitits_local_executor(hydra_config):
     assert launcher.params["cpus_per_task"] == 2
 
 
+def test_the_default_n_jobs_asks_the_cluster_for_one_cpu(hydra_config):
+    """runner.n_jobs=auto (the default) is no number of CPUs to request: one is asked
+    for, and the job then uses the CPUs the cluster gives it (its affinity)."""
+    cfg = hydra_config("hydra/launcher=local")
+    assert cfg.runner.n_jobs == "auto"
+    assert instantiate(cfg.hydra.launcher).params["cpus_per_task"] == 1
+
+
 def test_a_two_job_sweep_runs_through_submitit(tmp_path):
     sweep = tmp_path / "sweep"
     cmd = [

@@ -24,7 +24,7 @@ LONG_RUN = [
     "truth=normal",
     "n=[2000]",
     "replications=100000",
-    "runner.n_jobs=2",
+    "runner.n_jobs=3",  # the main process and two loky helpers
     "runner.chunk_size=50",
     "runner.progress=false",
 ]

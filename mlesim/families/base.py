@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.special as sc
 
 from mlesim.errors import ConfigError
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import scipy.special as sc
-import scipy.stats as st
 
 from mlesim.families.base import Domain, Family, FitResult, fill_fixed
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
+st = lazy_module("scipy.stats")
 
 
 def _done(theta: np.ndarray) -> FitResult:

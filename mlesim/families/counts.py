@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.special as sc
-import scipy.stats as st
 
 from mlesim import optimize
 from mlesim.families.base import Domain
 from mlesim.families.smooth import SmoothFamily, check_fixed, fit_rows, newton_1d
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
+st = lazy_module("scipy.stats")
 
 #: iterates of size beyond this stop as boundary cases
 SIZE_MAX = 1e8

@@ -16,13 +16,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import scipy.optimize as so
-import scipy.stats as st
-from scipy.integrate import tanhsinh
 
 from mlesim.errors import ConfigError
 from mlesim.families.base import Domain, Family, FitResult
 from mlesim.families.smooth import check_fixed
+from mlesim.lazy import lazy_module
+
+so = lazy_module("scipy.optimize")
+st = lazy_module("scipy.stats")
+integrate = lazy_module("scipy.integrate")
 
 PREFIX = "scipy:"
 
@@ -202,7 +204,7 @@ class ScipyFamily(Family):
         # (of order one) so that an absolute tolerance settles the entries that vanish
         # (e.g. loc–scale of a symmetric law)
         with np.errstate(all="ignore"):
-            res = tanhsinh(integrand, lo, hi, args=(rows, pi, pj), rtol=1e-10, atol=1e-13)
+            res = integrate.tanhsinh(integrand, lo, hi, args=(rows, pi, pj), rtol=1e-10, atol=1e-13)
         info = np.full((u, p, p), np.nan)
         # accept a piece that stopped at the iteration cap with a negligible error estimate:
         # the finite-difference scores make the integrand noisy at the 1e-13 level, so an

@@ -11,12 +11,14 @@ estimator of it). Densities, with z = (x − μ)/σ:
 from __future__ import annotations
 
 import numpy as np
-import scipy.special as sc
-import scipy.stats as st
 
 from mlesim import optimize
 from mlesim.families.base import Domain
 from mlesim.families.smooth import Data, SmoothFamily, check_fixed, fit_rows, subset
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
+st = lazy_module("scipy.stats")
 
 #: iterates of nu beyond these limits stop as boundary cases (see StudentT)
 NU_MAX = 1e6

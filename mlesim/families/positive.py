@@ -16,13 +16,15 @@ not random). Observations must lie strictly inside the support (log x is needed)
 from __future__ import annotations
 
 import numpy as np
-import scipy.special as sc
-import scipy.stats as st
-from scipy.optimize import elementwise
 
 from mlesim.families.base import Domain
 from mlesim.families.closed_form import Normal
 from mlesim.families.smooth import SmoothFamily, check_fixed, fit_rows, newton_1d
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
+st = lazy_module("scipy.stats")
+elementwise = lazy_module("scipy.optimize.elementwise")
 
 EULER = np.euler_gamma
 ALL_EQUAL = "all observations equal: the shape estimate is infinite"

@@ -22,12 +22,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.special as sc
 
 from mlesim import learning_theory as lt
 from mlesim.errors import ConfigError
 from mlesim.families.base import Domain
 from mlesim.families.learning import POSITIVE, REAL, LearningFamily, count, expand
+from mlesim.lazy import lazy_module
+
+sc = lazy_module("scipy.special")
 
 #: the noise laws of ``linear_regression`` (``truth.noise``)
 NOISES = ("normal", "laplace", "student_t")
