@@ -35,8 +35,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from joblib import Parallel, delayed, parallel_config
-
 from mlesim.errors import ConfigError
 
 log = logging.getLogger("mlesim")
@@ -177,6 +175,8 @@ class Pool:
             return
         backend, k = self.runner["backend"], cores(self.runner["n_jobs"])
         if backend == "dask":
+            from joblib import Parallel, delayed, parallel_config
+
             with parallel_config(backend="dask", client=self._dask_client()):
                 yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
                     delayed(_indexed)(func, i, item) for i, item in enumerate(items)

@@ -13,16 +13,16 @@ import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf, open_dict
+from typing import TYPE_CHECKING, Any
 
 from mlesim.errors import ConfigError
 from mlesim.estimators import ESTIMATORS, make_estimator
 from mlesim.families.base import SETTINGS
 from mlesim.plugins import targets_in
 from mlesim.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
 ESTIMANDS = ("auto", "truth", "pseudo_true")
@@ -103,6 +103,9 @@ class MlesimConf:
 def register_schema() -> None:
     """Register the schema as ``mlesim_schema`` in Hydra's ConfigStore and the
     ``mlesim.cpus`` resolver (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
     ConfigStore.instance().store(name="mlesim_schema", node=MlesimConf)
     if not OmegaConf.has_resolver("mlesim.cpus"):
         OmegaConf.register_new_resolver("mlesim.cpus", cpus_to_request)
@@ -460,6 +463,8 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
     -------
     The dotted keys whose design factor was replaced.
     """
+    from omegaconf import DictConfig, OmegaConf, open_dict
+
     design = cfg.get("design")
     if not isinstance(design, DictConfig) or not design:
         return []
@@ -493,6 +498,8 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
 
 def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, ...]:
     """The design grid: every n crossed with every combination of design values."""
+    from omegaconf import OmegaConf
+
     keys = list(design)
     out = []
     for i, (n, *values) in enumerate(itertools.product(config["n"], *design.values())):
@@ -546,6 +553,7 @@ def validate(
 def _plain(cfg: DictConfig | dict) -> dict:
     """The configuration as plain containers, resolved; a plain dict is merged over the
     schema first. OmegaConf's type errors become ConfigError."""
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from mlesim.error_lines import omegaconf_error_parts

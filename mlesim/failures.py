@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mlesim.estimators import Estimator
 from mlesim.families.base import estimable
 from mlesim.plugins import MAX_REASON, PluginContractError, raised
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FAILURE_COLUMNS = ("estimator", "replicate", "reason", "seed", "condition_key", "chunk", "row")
 
@@ -57,9 +60,15 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
     reason[~ok & finite] = "not converged"
     own = np.asarray(est.reason_, dtype=object)
     if own.shape == (rows,):
-        use = ~ok & (own != "") & pd.notna(own)
+        bad = np.flatnonzero(~ok)
+        use = bad[[_said(v) for v in own[bad]]] if bad.size else bad
         reason[use] = own[use].astype(str).astype(f"U{MAX_REASON}").astype(object)  # cut
     return values, se, ok, reason
+
+
+def _said(value: object) -> bool:
+    """Whether an estimator's own reason says something: not "", None or NaN."""
+    return value is not None and value == value and value != ""
 
 
 def warning_line(failures: pd.DataFrame, summary: pd.DataFrame, factor_names: list[str]) -> str:

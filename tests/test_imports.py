@@ -41,3 +41,15 @@ def test_a_closed_form_study_runs_and_summarises_without_scipy_stats():
         "summarise(spec, run_study(spec, progress=False).replicates, extended=True)"
     )
     assert "scipy.stats" not in imported(code)
+
+
+def test_a_helper_process_imports_no_tables_and_no_hydra():
+    """What a loky helper needs to run a chunk (mlesim.work, the Task it is sent, the
+    parent watchdog) starts in a fraction of a second: no pandas, Hydra or omegaconf."""
+    probe = (
+        "import mlesim.work, mlesim.chunks, mlesim.backends, sys\n"
+        "print(' '.join(m for m in ('pandas', 'hydra', 'omegaconf', 'scipy.stats') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
