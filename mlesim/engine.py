@@ -74,11 +74,14 @@ def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar: Progress | No
     todo = store.pending(tasks)
     if bar is not None:
         bar.add(tasks, todo)
-    for i, result in pool.imap_unordered(run_task, todo):
-        store.save(todo[i], result)
-        if bar is not None:
-            bar.done(todo[i])
-        raise_if_requested()  # a Ctrl-C that landed in a finaliser is honoured here
+    try:
+        for i, result in pool.imap_unordered(run_task, todo):
+            store.save(todo[i], result)
+            if bar is not None:
+                bar.done(todo[i])
+            raise_if_requested()  # a Ctrl-C that landed in a finaliser is honoured here
+    finally:  # (also on Ctrl-C: what is finished is written, for a resume)
+        store.flush()
     return len(todo)
 
 
