@@ -205,6 +205,16 @@ def _check_empse_mcse(method: object) -> str:
     return str(method)
 
 
+def _sum_fourth(x: np.ndarray) -> float:
+    """Σ (x_i − x̄)⁴ of ``x`` (K,), squaring twice: numpy raises to the 4th power
+    element by element through ``pow``, ~25× slower on the millions of estimates of a
+    large study."""
+    d = x - x.mean()
+    d *= d
+    d *= d
+    return float(d.sum())  # (pairwise summation: the same on every machine, unlike a BLAS dot)
+
+
 def _empse_mcse_kurtosis(x: np.ndarray, s: float) -> float:
     """Kurtosis-aware MCSE of the sample SD ``s`` of ``x`` (shape ``(K,)``, ``K >= 2``).
 
@@ -215,7 +225,7 @@ def _empse_mcse_kurtosis(x: np.ndarray, s: float) -> float:
     """
     if s == 0:
         return 0.0
-    k = float(np.sum((x - x.mean()) ** 4)) / (x.size * s**4)
+    k = _sum_fourth(x) / (x.size * s**4)
     return s * math.sqrt((k - 1.0) / (4.0 * x.size)) if k >= 1 else _NAN
 
 
@@ -516,7 +526,7 @@ def efficiency(est: ArrayLike, crlb: float) -> Pair:
     v = _sample_var(x)
     if v == 0:
         return (math.inf if crlb > 0 else _NAN), _NAN
-    m4 = float(np.mean((x - x.mean()) ** 4))
+    m4 = _sum_fourth(x) / n
     var_v = (m4 - v**2) / n
     mcse = crlb / v**2 * math.sqrt(var_v) if var_v >= 0 else _NAN
     return crlb / v, mcse

@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlesim.checkpoint import ChunkStore
@@ -138,9 +139,12 @@ def _run(spec: StudySpec, outdir: Path, progress: bool | None, startup: float | 
     if sim.resumed:
         log.info("resumed %d of %d chunks from %s", sim.resumed, sim.chunks, chunks)
     replicates = sim.replicates
-    extended = summarise(spec, replicates, extended=True)
+    with ThreadPoolExecutor(1, thread_name_prefix="mlesim-parquet") as beside:
+        # (pyarrow encodes without the GIL: the table is written while the summary is made)
+        parquet = beside.submit(write_parquet, outdir / "replicates.parquet", replicates)
+        extended = summarise(spec, replicates, extended=True)
+        parquet.result()
     summary = split_summary(extended, spec.factor_names)
-    write_parquet(outdir / "replicates.parquet", replicates)
     write_csv(outdir / "summary.csv", summary)
     write_csv(outdir / "summary_extended.csv", extended)
     write_csv(outdir / "failures.csv", sim.failures)
