@@ -85,7 +85,7 @@ RESULT_KEYS = tuple(name for name, _ in ROW_FIELDS + FAIL_FIELDS)
 
 #: bytes of this run's chunk results a store with a run directory keeps in memory as
 #: well (chunks beyond it are read back from their files when the tables are assembled)
-KEEP_BYTES = 2**30
+KEEP_BYTES = 2**28
 
 
 def _pack(result: dict[str, np.ndarray], fields: tuple) -> np.ndarray:

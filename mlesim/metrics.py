@@ -702,6 +702,11 @@ def _column_codes(column: pd.Series) -> tuple[np.ndarray, int]:
         codes = column.cat.codes.to_numpy().astype(np.int64)
         size = len(column.cat.categories)
         return np.where(codes < 0, size, codes), size + 1
+    if column.dtype.kind in "iu" and len(column):  # integers in a short range: no hashing
+        values = column.to_numpy()
+        low, high = int(values.min()), int(values.max())
+        if high - low < 4 * len(values):
+            return values.astype(np.int64) - low, high - low + 1
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
     return codes.astype(np.int64, copy=False), len(uniques)
 
