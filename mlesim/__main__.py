@@ -376,6 +376,9 @@ def command() -> NoReturn:
     0.2–1 s after a run that imported pandas and matplotlib. Everything is written by
     then (atomic files; the log and the streams are flushed and closed here). A run that
     started loky helpers exits the normal way, which releases their semaphores."""
+    from mlesim.allocator import tune
+
+    tune()
     try:
         main()
         status = 0

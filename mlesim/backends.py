@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from mlesim import allocator
 from mlesim.errors import ConfigError
 
 log = logging.getLogger("mlesim")
@@ -200,7 +201,9 @@ class Pool:
                 single = {
                     v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                 }
-                self._executor = get_reusable_executor(max_workers=count, timeout=300, env=single)
+                self._executor = get_reusable_executor(
+                    max_workers=count, timeout=300, env=single, initializer=allocator.tune
+                )
             else:
                 self._executor = ThreadPoolExecutor(count, thread_name_prefix="mlesim")
         return self._executor
