@@ -29,6 +29,7 @@ import functools
 import logging
 import os
 import pickle
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -149,6 +150,7 @@ class Pool:
         self._client = None
         self._executor: Any = None
         self._stale: list[Future] = []  # helpers' items the main process did instead
+        self._retired = False  # helpers judged not to pay (for the rest of the run)
 
     def __enter__(self) -> Pool:
         return self
@@ -210,60 +212,137 @@ class Pool:
 
     def _shared(self, func: Callable, items: list, count: int) -> Iterator[tuple[int, Any]]:
         """Items done by the main process (from the back) and ``count`` helpers (from
-        the front); each position is yielded once. Helpers are started only once the
-        items left would take the main process more than :data:`HELPER_START` seconds
-        (judged by the items it has done), unless they are warm already."""
+        the front); each position is yielded once.
+
+        The main process first works alone. It starts the helpers (unless they are
+        warm already) only once it has timed a few items (:data:`PROBE_ITEMS`) and the
+        items left would take it more than :data:`HELPER_START` seconds; and it retires
+        them for good when, working beside them, it is so much slower per item that
+        they do not pay (:class:`Pace`): two "cores" that share one physical core, or
+        memory bandwidth, give no more than one.
+        """
         if self.runner["backend"] == "loky":
             func = functools.partial(_with_parent_watch, func, os.getpid())
             sendable(func, items[0])  # the same answer for a small study and a large one
         queue = collections.deque(range(len(items)))
-        started, alone = time.perf_counter(), 0
-        while queue and self._executor is None:
-            spent = time.perf_counter() - started
-            if alone and spent / alone * len(queue) > HELPER_START:
+        pace, started = Pace(count), time.perf_counter()
+        while queue and (self._executor is None or self._retired):
+            if not self._retired and pace.worth_helpers(len(queue)):
                 break
             i = queue.pop()
-            alone += 1
-            yield _indexed(func, i, items[i])
+            yield pace.alone(func, i, items[i])
         if not queue:
             return
         flight: dict[Future, int] = {}
         try:
-            yield from self._share(func, items, queue, flight, count)
+            yield from self._share(func, items, queue, flight, pace)
         finally:  # (also when the run stops early: close() cancels or stops them)
             self._stale += list(flight)
+            log.debug("pool: %s in %.2f s", pace, time.perf_counter() - started)
 
     def _share(
-        self, func: Callable, items: list, queue: collections.deque, flight: dict, count: int
+        self, func: Callable, items: list, queue: collections.deque, flight: dict, pace: Pace
     ) -> Iterator[tuple[int, Any]]:
         """The items of ``queue``: the helpers take them from the front (``flight``: the
         ones sent, at most :data:`AHEAD` per helper), the main process from the back."""
-        executor = self._helpers(count)
+        executor = self._helpers(pace.count)
         done: set[int] = set(range(len(items))) - set(queue)
-        answered = False  # has any helper returned an item yet (is one warm)?
         while len(done) < len(items):
-            while queue and len(flight) < AHEAD * count:
+            if pace.retire_helpers():
+                self._retired = True
+            while queue and not self._retired and len(flight) < AHEAD * pace.count:
                 i = queue.popleft()
                 flight[executor.submit(_indexed, func, i, items[i])] = i
             for future in [f for f in flight if f.done()]:
                 i = flight.pop(future)
                 result = future.result()  # a helper's exception is raised here
-                answered = True
+                pace.answered = True
                 if i not in done:
                     done.add(i)
                     yield result
             if queue:
                 i = queue.pop()
-            else:  # only items at helpers left: do those no warm helper has begun
+            else:  # only items at helpers left: do those no working helper has begun
                 waiting = [i for i in flight.values() if i not in done]
                 if not waiting:
                     continue
-                if answered and len(waiting) <= count:  # each is probably being computed
-                    wait(list(flight), return_when=FIRST_COMPLETED)
+                if pace.answered and not self._retired and len(waiting) <= pace.count:
+                    wait(list(flight), return_when=FIRST_COMPLETED)  # being computed
                     continue
                 i = waiting[-1]
             done.add(i)
-            yield _indexed(func, i, items[i])
+            yield pace.beside(func, i, items[i])
+
+
+#: items the main process times alone before it may start helpers
+PROBE_ITEMS = 3
+#: items the main process times beside working helpers before judging them
+JUDGE_ITEMS = 5
+#: the least gain, (1 + helpers) / (the main process's slowdown beside them), for which
+#: helpers are kept
+KEEP_GAIN = 1.25
+
+
+class Pace:
+    """The main process's seconds per item alone and beside ``count`` helpers, and
+    what they say: start helpers? keep them?
+
+    The first item is not timed (it pays for the study's first imports). The gain of
+    helpers is judged from the main process's own items (all from the back of the
+    list, so alike), as (1 + count) / slowdown, where the slowdown is the median time
+    per item beside the helpers over the median alone: about 1 on real cores (a gain
+    of 1 + count), about 1 + count where they share one core (no gain).
+    """
+
+    def __init__(self, count: int):
+        self.count = count
+        self.times_alone: list[float] = []
+        self.times_beside: list[float] = []
+        self.first = True
+        self.answered = False  # has a helper returned an item (is one at work)?
+        self.judged: bool | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{len(self.times_alone)} items timed alone, {len(self.times_beside)} beside "
+            f"{self.count} helper(s), helpers kept: {self.judged}"
+        )
+
+    def alone(self, func: Callable, i: int, item: Any) -> tuple[int, Any]:
+        """``_indexed(func, i, item)`` by the main process alone, timed."""
+        return self._timed(self.times_alone, func, i, item)
+
+    def beside(self, func: Callable, i: int, item: Any) -> tuple[int, Any]:
+        """The same by the main process while helpers work (timed once they answer)."""
+        return self._timed(self.times_beside if self.answered else [], func, i, item)
+
+    def _timed(self, times: list, func: Callable, i: int, item: Any) -> tuple[int, Any]:
+        start = time.perf_counter()
+        out = _indexed(func, i, item)
+        if not self.first:
+            times.append(time.perf_counter() - start)
+        self.first = False
+        return out
+
+    def worth_helpers(self, left: int) -> bool:
+        """Whether to start helpers now: a few items timed, and ``left`` items would
+        take the main process alone more than :data:`HELPER_START` seconds."""
+        if len(self.times_alone) < PROBE_ITEMS - 1 and sum(self.times_alone) < HELPER_START / 4:
+            return False
+        if not self.times_alone:
+            return False
+        return statistics.median(self.times_alone) * left > HELPER_START
+
+    def retire_helpers(self) -> bool:
+        """True once (and from then on) the helpers are judged not to pay."""
+        if self.judged is None and len(self.times_beside) >= JUDGE_ITEMS and self.times_alone:
+            slowdown = statistics.median(self.times_beside) / statistics.median(self.times_alone)
+            self.judged = (1 + self.count) / max(slowdown, 1e-9) >= KEEP_GAIN
+            if not self.judged:
+                log.debug(
+                    "helpers retired: the main process ran %.1f× slower beside them", slowdown
+                )
+        return self.judged is False
 
 
 def dask_log_level() -> int | None:

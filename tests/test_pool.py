@@ -77,3 +77,33 @@ def test_auto_is_the_cores_this_process_may_use():
 
     assert cores("auto") == cores(-1) == len(os.sched_getaffinity(0))
     assert cores(3) == 3
+
+
+def test_helpers_that_slow_the_main_process_down_are_retired(monkeypatch):
+    """Two "cores" that are one: an item takes twice as long while another is being
+    worked on, so the main process runs half as fast beside a helper. The helper is
+    retired, the main process finishes alone, and every item comes once."""
+    monkeypatch.setattr(backends, "HELPER_START", 0.05)
+    busy, guard = [0], threading.Lock()
+
+    def one_core(i):  # 10 ms alone, 20 ms while another item is being worked on
+        with guard:
+            busy[0] += 1
+            shared = busy[0] > 1
+        time.sleep(0.02 if shared else 0.01)
+        with guard:
+            busy[0] -= 1
+        return i
+
+    with Pool(runner(2)) as pool:
+        out = sorted(i for i, _ in pool.imap_unordered(one_core, range(80)))
+        assert pool._retired
+        again = sorted(i for i, _ in pool.imap_unordered(one_core, range(5)))  # alone now
+    assert out == list(range(80)) and again == list(range(5))
+
+
+def test_helpers_on_real_cores_are_kept(monkeypatch):
+    monkeypatch.setattr(backends, "HELPER_START", 0.05)
+    with Pool(runner(2)) as pool:
+        list(pool.imap_unordered(who, [0.01] * 80))  # sleeping threads do not contend
+        assert not pool._retired
