@@ -387,10 +387,9 @@ def command() -> NoReturn:
         if not isinstance(stop.code, int | None):
             print(stop.code, file=sys.stderr)
     if "mlesim.backends" in sys.modules:
-        from mlesim.backends import helpers_started
+        from mlesim.backends import stop_helpers
 
-        if helpers_started():  # loky's semaphores are released by the normal exit only
-            sys.exit(status)
+        stop_helpers()  # (and what their queues hold: loky's semaphores)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

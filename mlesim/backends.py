@@ -81,14 +81,26 @@ def _with_parent_watch(func: Callable, parent: int, item: Any) -> Any:
     return func(item)
 
 
-def helpers_started() -> bool:
-    """Whether this process has started loky's reusable executor (whose semaphores only
-    the interpreter's own exit releases: a command that started one must not end with
-    ``os._exit``)."""
+def stop_helpers() -> None:
+    """Shut down loky's reusable executor if this process started one, and run the
+    finalisers that release its queues' semaphores — what the interpreter's own exit
+    would do — for a command that then ends with ``os._exit``."""
+    import multiprocessing.util
     import sys
 
     module = sys.modules.get("joblib.externals.loky.reusable_executor")
-    return getattr(module, "_executor", None) is not None
+    executor = getattr(module, "_executor", None)
+    if executor is None:
+        return
+    processes = list(getattr(executor, "_processes", {}).values())
+    executor.shutdown(wait=True)  # (a helper still starting is let finish: not torn)
+    manager = getattr(executor, "_executor_manager_thread", None)
+    if manager is not None:  # (a shutdown begun earlier returns before it is done)
+        manager.join(timeout=10)
+    for process in processes:  # gone before their semaphores are
+        process.join(timeout=10)
+    multiprocessing.util._run_finalizers(0)  # noqa: SLF001 - the exit's own clean-up
+    multiprocessing.util._run_finalizers()  # noqa: SLF001
 
 
 def sendable(func: Callable, item: Any) -> None:
@@ -149,7 +161,6 @@ class Pool:
         self._stack = contextlib.ExitStack()
         self._client = None
         self._executor: Any = None
-        self._stale: list[Future] = []  # helpers' items the main process did instead
         self._retired = False  # helpers judged not to pay (for the rest of the run)
 
     def __enter__(self) -> Pool:
@@ -159,17 +170,15 @@ class Pool:
         self.close()
 
     def close(self) -> None:
-        """Close the dask client and cluster this pool started (if any), and stop the
-        helpers' copies of items already done (a loky helper still computing one is
-        stopped, so the run does not wait for it at exit)."""
+        """Close the dask client and cluster this pool started (if any), and the thread
+        helpers (their queued items are cancelled). loky's helpers stay, warm for the
+        next study of this process (a sweep); items they compute after the main process
+        did them are dropped, and :func:`stop_helpers` ends them with the command."""
         self._client = None
         self._stack.close()
-        busy = any(not f.done() for f in self._stale)
         if self._executor is not None and self.runner["backend"] != "loky":
             self._executor.shutdown(wait=False, cancel_futures=True)
-        elif busy:  # loky: stop the helpers' copies, which would hold up the exit
-            self._executor.shutdown(wait=False)
-        self._executor, self._stale = None, []
+        self._executor = None
 
     def imap_unordered(self, func: Callable, items: Iterable) -> Iterator[tuple[int, Any]]:
         """Yield ``(position, func(item))`` as each call finishes, in any order."""
@@ -233,19 +242,18 @@ class Pool:
             yield pace.alone(func, i, items[i])
         if not queue:
             return
-        flight: dict[Future, int] = {}
         try:
-            yield from self._share(func, items, queue, flight, pace)
-        finally:  # (also when the run stops early: close() cancels or stops them)
-            self._stale += list(flight)
+            yield from self._share(func, items, queue, pace)
+        finally:
             log.debug("pool: %s in %.2f s", pace, time.perf_counter() - started)
 
     def _share(
-        self, func: Callable, items: list, queue: collections.deque, flight: dict, pace: Pace
+        self, func: Callable, items: list, queue: collections.deque, pace: Pace
     ) -> Iterator[tuple[int, Any]]:
-        """The items of ``queue``: the helpers take them from the front (``flight``: the
-        ones sent, at most :data:`AHEAD` per helper), the main process from the back."""
+        """The items of ``queue``: the helpers take them from the front (at most
+        :data:`AHEAD` per helper sent ahead), the main process from the back."""
         executor = self._helpers(pace.count)
+        flight: dict[Future, int] = {}
         done: set[int] = set(range(len(items))) - set(queue)
         while len(done) < len(items):
             if pace.retire_helpers():
