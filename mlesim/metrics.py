@@ -705,8 +705,10 @@ def _column_codes(column: pd.Series) -> tuple[np.ndarray, int]:
     if column.dtype.kind in "iu" and len(column):  # integers in a short range: no hashing
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
-        if high - low < 4 * len(values):
-            return values.astype(np.int64) - low, high - low + 1
+        if high - low < 4 * len(values):  # codes of the values present, in order
+            codes = values.astype(np.int64) - low
+            seen = np.bincount(codes, minlength=high - low + 1) > 0
+            return (np.cumsum(seen) - 1)[codes], int(seen.sum())
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
     return codes.astype(np.int64, copy=False), len(uniques)
 
