@@ -1,5 +1,5 @@
-"""Where chunks run: in this process, on joblib's loky or threading workers, or on a
-dask.distributed cluster through joblib's dask backend.
+"""Where chunks run: in this process, beside loky helper processes or helper threads
+(:class:`Pool`), or on a dask.distributed cluster through joblib's dask backend.
 
 ``runner.backend=dask`` joins the scheduler at ``runner.dask.address`` or, when that is
 null, starts a LocalCluster of ``runner.dask.n_workers`` processes with one thread each
@@ -11,10 +11,10 @@ backend never changes the answer.
 loky workers die with the run: loky itself never notices that its parent is gone (a
 worker left behind by a ``kill -9`` of the run blocks for ever writing a result to the
 dead parent's pipe, or waits for work, and the idle timeout cannot end a blocked write),
-so the first chunk a worker runs starts a watchdog in it: a daemon thread that checks
-once a second that the worker's parent is still the process that started the run (its
-pid is taken in that process, before any work is sent, so a parent that died before the
-worker got going is noticed too) and otherwise ends the worker with ``os._exit``. Only
+so every helper starts a watchdog as it starts (loky's initializer, before any work):
+a daemon thread that checks once a second that the helper's parent is still the process
+that started the run (its pid is taken in that process, so a parent that died before the
+helper got going is noticed too) and otherwise ends the helper with ``os._exit``. Only
 the main process saves chunks, so a killed worker loses no saved result, and a resumed
 run recomputes whatever it had in hand. Nothing is started in the main process
 (``sequential``, ``n_jobs=1``, ``threading``), and what a chunk computes is unchanged.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 import os
 import pickle
@@ -69,16 +68,17 @@ def _orphan_watch(parent: int) -> None:
     os._exit(1)  # the run is gone: nobody will read this worker's results
 
 
-def _with_parent_watch(func: Callable, parent: int, item: Any) -> Any:
-    """``func(item)`` in a worker process of ``parent`` (the pid of the run's main
-    process), which is made to exit once ``parent`` is no longer its parent."""
+def _helper_start(parent: int) -> None:
+    """A loky helper's initializer: glibc's allocator tuned (:mod:`mlesim.allocator`) and
+    a watchdog that ends the helper once ``parent`` (the pid of the run's main process,
+    taken there before the helper was started) is no longer its parent."""
     global _watchdog
+    allocator.tune()
     if _watchdog is None and os.getpid() != parent:
         _watchdog = threading.Thread(
             target=_orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
         )
         _watchdog.start()
-    return func(item)
 
 
 def stop_helpers() -> None:
@@ -132,8 +132,9 @@ def cores(n_jobs: int | str) -> int:
 #: chunks sent ahead to each helper, so that it never waits for the main process
 AHEAD = 2
 #: seconds of work left (at the main process's pace) below which no helper is started:
-#: about what a loky process takes to start and import mlesim, during which it does nothing
-HELPER_START = 1.0
+#: a few times what a loky process takes to start (~0.3 s) plus what judging whether it
+#: pays costs where it does not (:class:`Pace`), so that trying never costs a study much
+HELPER_START = 3.0
 
 
 class Pool:
@@ -213,7 +214,11 @@ class Pool:
                     v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                 }
                 self._executor = get_reusable_executor(
-                    max_workers=count, timeout=300, env=single, initializer=allocator.tune
+                    max_workers=count,
+                    timeout=300,
+                    env=single,
+                    initializer=_helper_start,
+                    initargs=(os.getpid(),),
                 )
             else:
                 self._executor = ThreadPoolExecutor(count, thread_name_prefix="mlesim")
@@ -231,7 +236,6 @@ class Pool:
         memory bandwidth, give no more than one.
         """
         if self.runner["backend"] == "loky":
-            func = functools.partial(_with_parent_watch, func, os.getpid())
             sendable(func, items[0])  # the same answer for a small study and a large one
         queue = collections.deque(range(len(items)))
         pace, started = Pace(count), time.perf_counter()

@@ -27,9 +27,10 @@ def make_spec(**runner):
     return study_spec(BASE, runner)
 
 
-def test_n_jobs_does_not_change_the_table():
+def test_n_jobs_does_not_change_the_table(helpers):
     one = simulate(make_spec(n_jobs=1), progress=False)
     two = simulate(make_spec(n_jobs=2, backend="loky"), progress=False)
+    assert helpers
     assert len(one) == 4 * 40 * 2  # 4 cells × 40 replicates × 2 estimators of p
     pd.testing.assert_frame_equal(one, two, check_exact=True)
 
@@ -50,7 +51,7 @@ def test_the_order_in_which_chunks_finish_does_not_change_the_table(order):
     assert failures.empty  # nothing to misplace: the MLE of p never fails
 
 
-def test_loky_and_dask_give_the_same_table(alarm):
+def test_loky_and_dask_give_the_same_table(alarm, helpers):
     """The dask backend on a (threaded, in-process: quick to start) LocalCluster that
     mlesim joins by address, against loky with two processes."""
     from dask.distributed import LocalCluster

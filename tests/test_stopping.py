@@ -66,9 +66,10 @@ def test_a_cell_holds_the_rows_of_a_fixed_run_of_its_size():
         pd.testing.assert_frame_equal(cell_rows(sim.replicates, n), fixed, check_exact=True)
 
 
-def test_the_result_does_not_depend_on_n_jobs():
+def test_the_result_does_not_depend_on_n_jobs(helpers):
     one = run_study(make_spec(runner={"n_jobs": 1}))
     two = run_study(make_spec(runner={"n_jobs": 2, "backend": "loky"}))
+    assert helpers
     pd.testing.assert_frame_equal(one.replicates, two.replicates, check_exact=True)
     assert one.stopping == two.stopping
 

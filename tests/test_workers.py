@@ -22,7 +22,7 @@ from mlesim.engine import simulate
 #: a run far too long to finish during the test: 2000 chunks of 50 replicates
 LONG_RUN = [
     "truth=normal",
-    "n=[2000]",
+    "n=[20000]",  # ~10 ms a chunk: enough work left for the main process to start helpers
     "replications=100000",
     "runner.n_jobs=3",  # the main process and two loky helpers
     "runner.chunk_size=50",
@@ -70,8 +70,12 @@ def test_workers_die_when_the_run_is_killed(tmp_path: Path):
             assert main.poll() is None, f"the run ended early:\n{err.read_text()}"
             assert time.monotonic() < deadline, f"no chunks saved:\n{err.read_text()}"
             time.sleep(0.1)
-        descendants = psutil.Process(main.pid).children(recursive=True)
-        workers = [p for p in descendants if "LokyProcess" in " ".join(p.cmdline())]
+        while True:  # the helpers start once the main process has timed a few chunks
+            descendants = psutil.Process(main.pid).children(recursive=True)
+            workers = [p for p in descendants if "LokyProcess" in " ".join(p.cmdline())]
+            if len(workers) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert len(workers) == 2, describe(descendants)
 
         os.kill(main.pid, signal.SIGKILL)
@@ -104,10 +108,11 @@ def watchdogs() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "mlesim-parent-watch"]
 
 
-def test_a_normal_parallel_run_finishes_with_the_sequential_table():
+def test_a_normal_parallel_run_finishes_with_the_sequential_table(helpers):
     one = simulate(study_spec(BASE, {"n_jobs": 1}), progress=False)
     assert not watchdogs() and backends._watchdog is None
     two = simulate(study_spec(BASE, {"n_jobs": 2, "backend": "loky"}), progress=False)
+    assert helpers
     assert len(one) == 2 * 30 * 2  # 2 sample sizes × 30 replicates × 2 estimators of lam
     pd.testing.assert_frame_equal(one, two, check_exact=True)
     # the watchdog runs in the workers only: the main process is no worker of its own
