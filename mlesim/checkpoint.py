@@ -182,7 +182,9 @@ class ChunkStore:
         return [t for t in tasks if not self.done(t)]
 
     def save(self, task: Task, result: dict[str, np.ndarray]) -> None:
-        """Store ``result`` (the arrays of :data:`RESULT_KEYS`) for ``task``."""
+        """Store ``result`` (the arrays of :data:`RESULT_KEYS`) for ``task``: at once for
+        this store, in its file once the store's writer thread has written it
+        (:meth:`flush` waits for that)."""
         fp = fingerprint(task)
         ident = (task.key, task.chunk)
         self._fresh.add(ident)

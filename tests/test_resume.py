@@ -175,6 +175,7 @@ def test_chunk_files_round_trip_every_array(tmp_path):
 
     result = run_task(task)
     on_disk.save(task, result)
+    on_disk.flush()  # (the file is written by the store's thread)
     back = ChunkStore(tmp_path).load(task)
     for key, value in result.items():
         np.testing.assert_array_equal(back[key], value)
