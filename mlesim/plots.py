@@ -10,43 +10,75 @@ returns a Figure and neither shows nor saves it): :func:`zip_plot`, :func:`fores
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
-matplotlib.use("Agg")
+from mlesim.storage import atomic_write
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mlesim.storage import atomic_write  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 MCSE_MULT = 2.0
+
+
+@functools.cache
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, imported at the first figure drawn:
+    importing this module (and the studies, the pipeline) does not import matplotlib,
+    ~0.3 s that a command drawing no figure need not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def new_figure(
     ncols: int = 1, nrows: int = 1, width: float = 5.2, height: float = 4.0
 ) -> tuple[Figure, np.ndarray]:
     """A figure with a grid of axes (always returned as a 2-D array)."""
-    fig, axes = plt.subplots(
+    fig, axes = pyplot().subplots(
         nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
     )
     return fig, axes
 
 
+#: resolution of the saved figures (dots per inch)
+DPI = 110
+
+
 def save(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as PNG atomically and close it."""
+    """Write ``fig`` as PNG atomically and close it (drawn once: :func:`lay_out`)."""
     path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    lay_out(fig, DPI)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
+    pyplot().close(fig)
     return path
+
+
+def lay_out(fig: Figure, dpi: float) -> None:
+    """Place the axes of ``fig`` by its layout engine (constrained) once, at ``dpi``, and
+    fix them there. With an engine set, ``savefig`` draws the whole figure twice — once
+    without output, only to lay it out, then for real; laid out here (the engine needs
+    only the sizes of the axes' decorations) and freed of its engine, the figure is
+    drawn once, to the same pixels."""
+    engine = fig.get_layout_engine()
+    if engine is None:
+        return
+    fig.set_dpi(dpi)  # lay out with the text sizes of the saved image
+    engine.execute(fig)
+    fig.set_layout_engine(None)  # (under rcParams asking for a layout, one is kept: it
+    # then runs again at savefig, as before)
 
 
 def errorbars(
@@ -88,15 +120,112 @@ def by_estimator(summary: pd.DataFrame, param: str, **filters) -> dict[str, pd.D
     }
 
 
-def plain_log_ticks(axis) -> None:
-    """Ticks of a log axis at 1, 2, 5 × 10^k labelled as plain numbers (``20``, ``0.05``),
-    no labels on the minor ticks: no overlapping labels when the data span one decade,
-    no ``2×10¹``."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def plain_log_ticks(axis, subs: Sequence[float] | None = None) -> None:
+    """Ticks of a log axis labelled as plain numbers (``20``, ``0.05``), no ``2×10¹``: at
+    1, 2, 5 × 10^k where their labels fit the axis, else at 1, 3 × 10^k, else at decades
+    (every k-th when even those crowd) — no overlapping labels on a narrow panel or over
+    many decades; ``subs`` fixes the multiples instead. Minor ticks unlabelled. Only
+    ticks in view are made (matplotlib builds every tick it is given, a costly object,
+    and its log locators give a decade beyond each end)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    major, minor = _log_locators()
+    axis.set_major_locator(major(subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(minor(subs="auto"))
     axis.set_minor_formatter(NullFormatter())
+
+
+#: the multiples of 10^k tried for a log axis's labelled ticks, densest first
+LOG_SUBS = ((1.0, 2.0, 5.0), (1.0, 3.0), (1.0,))
+
+
+def _in_view(locs: npt.ArrayLike, vmin: float, vmax: float) -> np.ndarray:
+    """The ``locs`` within [vmin, vmax] > 0 (to a relative 1e-9 on the log scale)."""
+    locs = np.asarray(locs, dtype=float)
+    lo, hi = sorted((vmin, vmax))
+    if not (lo > 0 and math.isfinite(hi)):
+        return locs
+    pad = 1e-9 * max(1.0, math.log10(hi / lo))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.log10(locs)
+    return locs[(e >= math.log10(lo) - pad) & (e <= math.log10(hi) + pad)]
+
+
+def _labels_fit(axis, locs: np.ndarray, vmin: float, vmax: float) -> bool:
+    """Whether plain labels of ``locs`` (in view) stand clear of each other along
+    ``axis``: on x, 0.3 em between neighbours (DejaVu Sans digits are 0.636 em
+    wide, the point 0.318 em); on y, 1.5 em from centre to centre."""
+    if len(locs) < 2 or axis is None or axis.axes is None:
+        return True
+    size = axis.get_major_ticks(1)[0].label1.get_fontsize()  # points
+    box = axis.axes.bbox
+    length = (box.width if axis.axis_name == "x" else box.height) * 72.0 / axis.figure.dpi
+    lo, hi = sorted((vmin, vmax))
+    if not (length > 0 and 0 < lo < hi < math.inf):
+        return True
+    locs = np.sort(locs)
+    pos = (np.log10(locs) - math.log10(lo)) / math.log10(hi / lo) * length
+    if axis.axis_name == "x":
+        ems = np.array([sum(0.318 if ch == "." else 0.636 for ch in f"{v:g}") for v in locs])
+        need = ((ems[1:] + ems[:-1]) / 2 + 0.3) * size
+    else:
+        need = 1.5 * size
+    return bool(np.all(np.diff(pos) >= need))
+
+
+@functools.cache
+def _log_locators():
+    """The classes of :func:`plain_log_ticks`'s major and minor locators (defined at the
+    first call: they subclass matplotlib's LogLocator)."""
+    from matplotlib.ticker import LogLocator
+
+    class InViewLogLocator(LogLocator):
+        """A base-10 LogLocator that returns only the ticks in view."""
+
+        def __init__(self, subs="auto"):
+            super().__init__(base=10.0, subs=subs)
+
+        def tick_values(self, vmin, vmax):
+            return _in_view(super().tick_values(vmin, vmax), vmin, vmax)
+
+    class PlainLogLocator(InViewLogLocator):
+        """Ticks at the densest of :data:`LOG_SUBS` whose labels fit the axis (at
+        decades, the largest number of them that fits); at ``subs`` when given."""
+
+        def __init__(self, subs=None):
+            self._fixed = subs is not None
+            self._last: tuple = ((), None)  # (the view and axes size, their ticks)
+            super().__init__(subs=tuple(subs) if self._fixed else LOG_SUBS[0])
+
+        def tick_values(self, vmin, vmax):
+            if self._fixed:
+                return super().tick_values(vmin, vmax)
+            key: tuple = (vmin, vmax)
+            if self.axis is not None and self.axis.axes is not None:
+                box, label = self.axis.axes.bbox, self.axis.get_major_ticks(1)[0].label1
+                key += (box.width, box.height, self.axis.figure.dpi, label.get_fontsize())
+            if self._last[0] != key:  # (a figure's drawing asks again and again)
+                self._last = (key, self._choose(vmin, vmax))
+            return self._last[1].copy()
+
+        def _choose(self, vmin, vmax):
+            try:
+                for subs in LOG_SUBS:
+                    self.set_params(subs=subs, numticks="auto")
+                    locs = super().tick_values(vmin, vmax)
+                    if len(locs) and _labels_fit(self.axis, locs, vmin, vmax):
+                        return locs
+                for numticks in range(max(len(locs) - 1, 2), 1, -1):  # decades, thinned
+                    self.set_params(numticks=numticks)
+                    locs = super().tick_values(vmin, vmax)
+                    if _labels_fit(self.axis, locs, vmin, vmax):
+                        break
+                return locs
+            finally:
+                self.set_params(subs=LOG_SUBS[0], numticks="auto")
+
+    return PlainLogLocator, InViewLogLocator
 
 
 def label_axes(
@@ -372,7 +501,7 @@ def _check_replicates_unique(
 
 def _colours(methods: Sequence[object]) -> dict[object, str]:
     """One colour of the default cycle per method, the same in every panel."""
-    cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    cycle = pyplot().rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     return {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
 
 
@@ -493,7 +622,7 @@ def zip_plot(
     conds = _conditions(replicates, by_cols)
     # methods down, conditions across (rsimsum's facet_grid); without by, methods across
     nrows, ncols = (len(methods), len(conds)) if by_cols else (1, len(methods))
-    fig, axes = plt.subplots(
+    fig, axes = pyplot().subplots(
         nrows,
         ncols,
         figsize=(0.6 + 3.2 * ncols, 1.0 + 3.0 * nrows),
@@ -785,7 +914,7 @@ def nested_loop_plot(
     colours = _colours(methods)
 
     strip_h = 0.25 + 0.5 * len(fac)
-    fig = plt.figure(
+    fig = pyplot().figure(
         figsize=(min(max(6.5, 2.8 + 0.22 * n_sc), 16.0), 3.6 + strip_h), layout="constrained"
     )
     grid = fig.add_gridspec(2, 1, height_ratios=[3.2, strip_h])
@@ -955,7 +1084,7 @@ def heatmap(
     else:
         lo, hi = float(finite.min()), float(finite.max())
         norm, cmap = Normalize(lo, hi if hi > lo else lo + 1e-12), "viridis"
-    colormap = plt.get_cmap(cmap)
+    colormap = pyplot().get_cmap(cmap)
     fig, axes = new_figure(
         ncols=len(methods), width=1.4 + 0.85 * len(xs), height=1.3 + 0.5 * len(ys)
     )

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
 
 from mlesim import analysis, plots
 from mlesim.errors import ConfigError
@@ -77,6 +76,8 @@ def qq_sizes(ns: Iterable, chosen: list | None) -> list:
 
 def _qq_panel(ax, reps, n, param, estimators, distance: str) -> None:
     """QQ plot of every estimator's z at sample size ``n``."""
+    from scipy import stats
+
     title = [f"n = {n:g}"]
     r = 0
     for est in estimators:

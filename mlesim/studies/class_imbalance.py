@@ -64,7 +64,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.special as sc
-from scipy import optimize
 
 from mlesim import learning_theory as lt
 from mlesim import plots
@@ -241,6 +240,8 @@ def focal_limit(beta: np.ndarray, covariates: dict, gamma: float) -> np.ndarray:
     estimate (Huber 1967), by BFGS from β with the exact gradient
     E[(p f′(η) − (1 − p) f′(−η)) x]; expectations by the trapezoidal rule on
     :data:`MEDIUM` nodes. Shape (2,)."""
+    from scipy import optimize
+
     z, w = _rule(covariates, MEDIUM)
     x = np.column_stack([np.ones_like(z), z])
     p = sc.expit(x @ beta)

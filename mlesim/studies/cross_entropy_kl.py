@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.stats as st
 
 from mlesim import learning_theory as lt
 from mlesim import plots
@@ -133,6 +132,8 @@ def stick_breaking(p: np.ndarray, n: int, f, g=None) -> tuple[float, float]:
     the recursion of the module docstring ((d)); ``f(k, c)`` and ``g(k, c)`` map the
     counts c = 0..n (an array) of category k to arrays. O(K n²) operations, the binomial
     table built :data:`BLOCK` rows at a time."""
+    import scipy.stats as st
+
     p = np.asarray(p, dtype=float)
     counts = np.arange(n + 1)
     zero = lambda k, c: np.zeros(c.shape)  # noqa: E731

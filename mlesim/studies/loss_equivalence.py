@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.stats as st
 
 from mlesim import analysis, plots
 from mlesim.config import labels_of_kind
@@ -46,6 +45,8 @@ from mlesim.studies._common import cell_scenario, check_min_sizes
 from mlesim.studies.robustness import relative_efficiency
 
 if TYPE_CHECKING:
+    from scipy.stats import rv_continuous
+
     from mlesim.studies import Rendered, StudyContext
 
 OPTIONS: dict = {}
@@ -117,9 +118,11 @@ def pairs(estimators: dict) -> list[tuple[str, str, str]]:
 
 
 # ------------------------------------------------------------------------- theory
-def unit_noise(noise: str, nu: float | None) -> st.rv_continuous:
+def unit_noise(noise: str, nu: float | None) -> rv_continuous:
     """The frozen scipy law of the noise scaled to variance 1: N(0, 1), Laplace(0, 1/√2),
     or s·t_ν with s = √((ν − 2)/ν) (as :func:`mlesim.families.regression.noise_draws`)."""
+    import scipy.stats as st
+
     if noise == "normal":
         return st.norm()
     if noise == "laplace":

@@ -14,6 +14,7 @@ estimates against the MLE's as n grows, with the exact finite-sample theory.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,11 +71,18 @@ def exact(spec: dict, scen, n: np.ndarray) -> dict[str, np.ndarray] | None:
     mu, s2, s0 = truth["mu"], truth["sigma2"], float(fixed["sigma2"])
     h = prior.get("mu")
     if h is not None and h.get("dist") == "laplace":
-        rows = [soft_threshold_moments(int(k), mu, s2, h["loc"], h["scale"], s0) for k in n]
+        rows = [_soft_threshold(int(k), mu, s2, h["loc"], h["scale"], s0) for k in n]
         return dict(zip(("bias", "mse", "special"), np.array(rows).T, strict=True))
     mean, var = (h["mean"], h["var"]) if h is not None else (0.0, np.inf)
     bias, _, mse = shrinkage_moments(n, mu, s2, mean, var, s0)
     return {"bias": bias, "mse": mse, "special": None}
+
+
+@functools.lru_cache(maxsize=4096)
+def _soft_threshold(*args) -> tuple[float, float, float]:
+    """:func:`mlesim.theory.soft_threshold_moments` (a few quadratures each) computed once
+    per argument tuple: both figures and the note ask for the same sample sizes."""
+    return soft_threshold_moments(*args)
 
 
 def special_share(reps, label: str, model: str, spec: dict) -> tuple[np.ndarray, ...]:

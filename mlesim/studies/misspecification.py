@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.stats as st
 
 from mlesim import analysis, plots
 from mlesim.errors import ConfigError
@@ -106,6 +105,8 @@ def kl_divergence(scen: Scenario, theta: np.ndarray) -> float:
 def limiting_coverage(v_model: float, v_true: float, level: float) -> float:
     """2Φ(z √(v_model / v_true)) − 1: the limit of a Wald interval's coverage when it
     uses the variance v_model/n and the estimate's is v_true/n."""
+    import scipy.stats as st
+
     z = st.norm.ppf((1 + level) / 2)
     return float(2 * st.norm.cdf(z * np.sqrt(v_model / v_true)) - 1)
 

@@ -40,9 +40,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.stats as st
-from matplotlib.ticker import LogLocator
-from scipy import optimize
 
 from mlesim import analysis, plots, regression
 from mlesim import learning_theory as lt
@@ -204,6 +201,8 @@ def zero_share_approx(
     coupling of several inactive coordinates and the moves of A at small n, and tends to
     1 like the normal tail, as the share does.
     """
+    import scipy.stats as st
+
     mu = sigma[0, 1:]
     cov = sigma[1:, 1:] - np.outer(mu, mu)
     bstar, grad = lasso_limit(sigma, beta, alpha)
@@ -302,6 +301,9 @@ def gaussian_prior_map(X: np.ndarray, y: np.ndarray, sigma2: float, alpha: float
     (written with ``scipy.stats.norm.logpdf``) by BFGS with its exact gradient
     Xᵀ(y − Xβ)/σ² − Dβ/τ², from β = 0. X (n, d), y (n,) → β (d,).
     """
+    import scipy.stats as st
+    from scipy import optimize
+
     tau = math.sqrt(sigma2 / alpha)
     pen = penalty_matrix(X.shape[1])
 
@@ -461,7 +463,7 @@ def _map_to_mle_figure(ctx, cell, scen, reps, mle):
         logx=True,
         logy=True,
     )
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,)))  # decades: 10 … 10⁴ fit
+    plots.plain_log_ticks(ax.xaxis, subs=(1.0,))  # decades: 10 … 10⁴ fit
     plots.legend_outside(ax)
     path = plots.save(fig, ctx.figdir / f"regularisation_map_to_mle{plots.cell_suffix(cell)}.png")
     caption = (
@@ -487,6 +489,8 @@ def _distance_theory(scen, spec: dict, grid: np.ndarray) -> np.ndarray:
     s² = v_j/n, v_j = σ²[Σ⁻¹]_jj (a folded normal): it tends to mean_j |β*_j − β_j|
     like n^−½.
     """
+    import scipy.stats as st
+
     sigma, beta = second_moment(scen), np.asarray(scen.theta[: scen.truth.d], dtype=float)
     alpha = float(spec["alpha"])
     if spec["kind"] == "ridge":

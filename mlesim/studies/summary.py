@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.ticker import NullLocator
 
 from mlesim import analysis, plots
 from mlesim.studies._common import cell_scenario, reference_rows, replicate_sets
@@ -22,6 +21,8 @@ def check(config: dict) -> None:
 
 def _figure(ctx, cell: dict, summary, param: str):
     """Bias (with the 0 line) and RMSE (with √CRLB) of ``param`` in one design cell."""
+    from matplotlib.ticker import NullLocator
+
     fig, axes = plots.new_figure(ncols=2)
     groups = plots.by_estimator(summary, param)
     for i, (est, rows) in enumerate(groups.items()):
