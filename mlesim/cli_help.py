@@ -270,7 +270,7 @@ def _keys(conf: Path) -> list[tuple[str, str]]:
         ),
         (
             "runner.n_jobs",
-            "cores to use, the main process included; auto (default): all this process may use",
+            "cores to use, the main process included (default 1); auto: all it may use",
         ),
         (
             "runner.backend",

@@ -56,10 +56,10 @@ def test_the_local_preset_uses_submitits_local_executor(hydra_config):
     assert launcher.params["cpus_per_task"] == 2
 
 
-def test_the_default_n_jobs_asks_the_cluster_for_one_cpu(hydra_config):
-    """runner.n_jobs=auto (the default) is no number of CPUs to request: one is asked
-    for, and the job then uses the CPUs the cluster gives it (its affinity)."""
-    cfg = hydra_config("hydra/launcher=local")
+def test_n_jobs_auto_asks_the_cluster_for_one_cpu(hydra_config):
+    """runner.n_jobs=auto is no number of CPUs to request: one is asked for, and the
+    job then uses the CPUs the cluster gives it (its affinity)."""
+    cfg = hydra_config("hydra/launcher=local", "runner.n_jobs=auto")
     assert cfg.runner.n_jobs == "auto"
     assert instantiate(cfg.hydra.launcher).params["cpus_per_task"] == 1
 
