@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import statistics
 import threading
 import time
@@ -74,6 +75,9 @@ def _helper_start(parent: int) -> None:
     taken there before the helper was started) is no longer its parent."""
     global _watchdog
     allocator.tune()
+    # a Ctrl-C reaches the whole process group: only the main process answers it (a
+    # helper stopped halfway through sending a result would leave loky's pipe torn)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _watchdog is None and os.getpid() != parent:
         _watchdog = threading.Thread(
             target=_orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
@@ -93,12 +97,14 @@ def stop_helpers() -> None:
     if executor is None:
         return
     processes = list(getattr(executor, "_processes", {}).values())
-    executor.shutdown(wait=True)  # (a helper still starting is let finish: not torn)
+    executor.shutdown(wait=False)  # (a helper still starting is let finish: not torn)
     manager = getattr(executor, "_executor_manager_thread", None)
-    if manager is not None:  # (a shutdown begun earlier returns before it is done)
+    if manager is not None:  # every wait is bounded: the command ends whatever happens
         manager.join(timeout=10)
     for process in processes:  # gone before their semaphores are
-        process.join(timeout=10)
+        process.join(timeout=5)
+        if process.is_alive():
+            process.terminate()
     multiprocessing.util._run_finalizers(0)  # noqa: SLF001 - the exit's own clean-up
     multiprocessing.util._run_finalizers()  # noqa: SLF001
 

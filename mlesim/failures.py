@@ -68,7 +68,10 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
 
 def _said(value: object) -> bool:
     """Whether an estimator's own reason says something: not "", None or NaN."""
-    return value is not None and value == value and value != ""
+    try:
+        return bool(value is not None and value == value and value != "")
+    except TypeError:  # pd.NA: "not known" is not a reason
+        return False
 
 
 def warning_line(failures: pd.DataFrame, summary: pd.DataFrame, factor_names: list[str]) -> str:

@@ -24,9 +24,14 @@ class LazyModule:
         object.__setattr__(self, "_name", name)
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or "_name" not in self.__dict__:  # (copy, pickle probes)
+            raise AttributeError(attr)
         value = getattr(importlib.import_module(self._name), attr)
         object.__setattr__(self, attr, value)  # later look-ups are plain attribute reads
         return value
+
+    def __reduce__(self) -> tuple:
+        return lazy_module, (self._name,)
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"

@@ -702,10 +702,11 @@ def _column_codes(column: pd.Series) -> tuple[np.ndarray, int]:
         codes = column.cat.codes.to_numpy().astype(np.int64)
         size = len(column.cat.categories)
         return np.where(codes < 0, size, codes), size + 1
-    if column.dtype.kind in "iu" and len(column):  # integers in a short range: no hashing
+    plain = isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"  # (not Int64)
+    if plain and len(column):  # integers in a short range: no hashing
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
-        if high - low < 4 * len(values):  # codes of the values present, in order
+        if high - low < 4 * len(values) and high < 2**62:  # codes of the values present, in order
             codes = values.astype(np.int64) - low
             seen = np.bincount(codes, minlength=high - low + 1) > 0
             return (np.cumsum(seen) - 1)[codes], int(seen.sum())
@@ -741,6 +742,8 @@ def _group_positions(df: pd.DataFrame, by_cols: list[Hashable]) -> dict[tuple, n
         work = df[by_cols].reset_index(drop=True)
         grouped = work.groupby(by_cols, sort=True, dropna=False, observed=True)
         return {key: g.index.to_numpy() for key, g in grouped}
+    if count == 0:  # an empty table has no groups
+        return {}
     order = np.argsort(ids, kind="stable")
     bounds = np.cumsum(np.bincount(ids, minlength=count))[:-1]
     groups = np.split(order, bounds)

@@ -52,3 +52,20 @@ def test_group_positions_are_pandas_groups_in_order():
     for (k1, v1), (k2, v2) in zip(fast.items(), slow.items(), strict=True):
         assert all(a == b or (a != a and b != b) for a, b in zip(k1, k2, strict=True))
         np.testing.assert_array_equal(v1, v2)
+
+
+def test_nullable_integers_and_an_empty_table_group_as_pandas_does():
+    from mlesim.metrics import performance
+
+    df = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 2, 1], dtype="Int64"),
+            "estimate": [1.0, 2.0, 3.0, 4.0],
+            "se": [1.0] * 4,
+        }
+    )
+    ids, count = group_ids(df, ["n"])
+    np.testing.assert_array_equal(ids, df.groupby("n", dropna=False).ngroup().to_numpy())
+    assert count == 3
+    assert performance(df.iloc[:0], 0.0, by="n").empty
+    assert len(performance(df, 0.0, by="n")) == 3

@@ -53,3 +53,14 @@ def test_a_helper_process_imports_no_tables_and_no_hydra():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == []
+
+
+def test_a_lazy_module_pickles_and_copies_as_itself():
+    import copy
+    import pickle
+
+    from mlesim.lazy import lazy_module
+
+    special = lazy_module("scipy.special")
+    for other in (pickle.loads(pickle.dumps(special)), copy.deepcopy(special)):
+        assert other.ndtri(0.5) == 0.0
