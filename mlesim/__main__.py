@@ -374,8 +374,9 @@ def command() -> NoReturn:
     """The command (``python -m mlesim``, the ``mlesim`` script): :func:`main`, then an
     exit that skips the interpreter's teardown of every module and object, which takes
     0.2–1 s after a run that imported pandas and matplotlib. Everything is written by
-    then (atomic files; the log and the streams are flushed and closed here). A run that
-    started loky helpers exits the normal way, which releases their semaphores."""
+    then (atomic files); loky's helpers are shut down and the finalisers that release
+    their semaphores run (:func:`mlesim.backends.stop_helpers`), and the log and the
+    streams are flushed and closed here."""
     from mlesim.allocator import tune
 
     tune()

@@ -153,8 +153,8 @@ class Pool:
     With loky or threading and ``n_jobs = k > 1`` the main process is one of the k: it
     computes items itself from the first moment, from the back of the list, while
     k − 1 helpers (loky processes, or threads) take them from the front. A study too
-    small to pay for starting a process is thus done by the main process alone before a
-    helper has started, and is never slower than ``n_jobs=1``; when the list runs out,
+    small to pay for starting a process is thus done by the main process alone (see
+    :meth:`_shared` for when helpers start and are retired); when the list runs out,
     the main process also computes the items still waiting at a helper that has not
     answered yet, and whichever copy comes first is used (a chunk's result does not
     depend on who computes it). The loky helpers are loky's reusable executor, kept

@@ -707,9 +707,7 @@ def _column_codes(column: pd.Series) -> tuple[np.ndarray, int]:
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < 4 * len(values) and high < 2**62:  # codes of the values present, in order
-            codes = values.astype(np.int64) - low
-            seen = np.bincount(codes, minlength=high - low + 1) > 0
-            return (np.cumsum(seen) - 1)[codes], int(seen.sum())
+            return _present(values.astype(np.int64) - low, high - low + 1)
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
     return codes.astype(np.int64, copy=False), len(uniques)
 
@@ -726,9 +724,14 @@ def group_ids(df: pd.DataFrame, columns: Sequence[Hashable]) -> tuple[np.ndarray
         if size > max(4 * len(df), 1 << 20):  # keep the radix small: renumber what is present
             present, ids = np.unique(ids, return_inverse=True)
             size = present.size
-    seen = np.bincount(ids, minlength=size) > 0
-    rank = np.cumsum(seen) - 1
-    return rank[ids], int(seen.sum())
+    return _present(ids, size)
+
+
+def _present(codes: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """``codes`` (n,) in 0..size−1 renumbered 0..G−1 over the G values present, in
+    order, and G (a counting pass: linear, no sort)."""
+    seen = np.bincount(codes, minlength=size) > 0
+    return (np.cumsum(seen) - 1)[codes], int(seen.sum())
 
 
 def _group_positions(df: pd.DataFrame, by_cols: list[Hashable]) -> dict[tuple, np.ndarray]:
