@@ -375,16 +375,16 @@ def log_prior_derivs(h: Mapping, v: np.ndarray) -> tuple[np.ndarray, ...]:
     with np.errstate(all="ignore"):
         lp = frozen(h).logpdf(v)
         if dist == "normal":
-            return lp, -(v - h["mean"]) / h["var"], np.full_like(v, -1.0 / h["var"])
+            return lp, -(v - h["mean"]) / h["var"], _curvature(h, v)
         if dist == "laplace":
-            return lp, -np.sign(v - h["loc"]) / h["scale"], np.zeros_like(v)
+            return lp, -np.sign(v - h["loc"]) / h["scale"], _curvature(h, v)
         if dist in ("t", "cauchy"):
             df = h.get("df", 1.0)
             u, s = (v - h["loc"]) / h["scale"], h["scale"]
             d1 = -(df + 1.0) * u / (s * (df + u**2))
             return lp, d1, -(df + 1.0) * (df - u**2) / (s**2 * (df + u**2) ** 2)
         if dist in ("beta", "gamma", "invgamma"):
-            d2 = _conjugate_hessian(h, v)
+            d2 = _curvature(h, v)
             if dist == "beta":
                 d1 = _ratio(h["a"] - 1.0, v) - _ratio(h["b"] - 1.0, 1.0 - v)
             elif dist == "gamma":
@@ -425,8 +425,9 @@ def prior_hessian(model: Family, est: np.ndarray, prior: Mapping) -> np.ndarray:
 
 
 def _curvature(h: Mapping, v: np.ndarray) -> np.ndarray:
-    """d² log π(v) / dv² of one prior at ``v`` (m,): the named priors' closed forms of
-    :func:`log_prior_derivs` without its log-density (which needs scipy.stats)."""
+    """d² log π(v) / dv² of one prior at ``v`` (m,): closed forms for the normal,
+    Laplace, beta, gamma and inverse-gamma priors (also :func:`log_prior_derivs`'s), the
+    others through :func:`log_prior_derivs` (whose log-density needs scipy.stats)."""
     dist = h["dist"]
     with np.errstate(all="ignore"):
         if dist == "normal":
