@@ -374,9 +374,9 @@ def command() -> NoReturn:
     """The command (``python -m mlesim``, the ``mlesim`` script): :func:`main`, then an
     exit that skips the interpreter's teardown of every module and object, which takes
     0.2–1 s after a run that imported pandas and matplotlib. Everything is written by
-    then (atomic files); loky's helpers are shut down and the finalisers that release
-    their semaphores run (:func:`mlesim.backends.stop_helpers`), and the log and the
-    streams are flushed and closed here."""
+    then (atomic files), the helpers are stopped (by the run's pool), multiprocessing's
+    finalisers run (:func:`mlesim.backends.stop_helpers`), and the log and the streams
+    are flushed and closed here."""
     from mlesim.allocator import tune
 
     tune()
@@ -390,7 +390,7 @@ def command() -> NoReturn:
     if "mlesim.backends" in sys.modules:
         from mlesim.backends import stop_helpers
 
-        stop_helpers()  # (and what their queues hold: loky's semaphores)
+        stop_helpers()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -1,4 +1,4 @@
-"""Where chunks run: in this process, beside loky helper processes or helper threads
+"""Where chunks run: in this process, beside helper processes or helper threads
 (:class:`Pool`), or on a dask.distributed cluster through joblib's dask backend.
 
 ``runner.backend=dask`` joins the scheduler at ``runner.dask.address`` or, when that is
@@ -8,36 +8,28 @@ the end. With dask the cluster's size, not ``runner.n_jobs``, sets the paralleli
 Results come back in completion order; the engine puts them in place by task, so the
 backend never changes the answer.
 
-loky workers die with the run: loky itself never notices that its parent is gone (a
-worker left behind by a ``kill -9`` of the run blocks for ever writing a result to the
-dead parent's pipe, or waits for work, and the idle timeout cannot end a blocked write),
-so every helper starts a watchdog as it starts (loky's initializer, before any work):
-a daemon thread that checks once a second that the helper's parent is still the process
-that started the run (its pid is taken in that process, so a parent that died before the
-helper got going is noticed too) and otherwise ends the helper with ``os._exit``. Only
-the main process saves chunks, so a killed worker loses no saved result, and a resumed
-run recomputes whatever it had in hand. Nothing is started in the main process
-(``sequential``, ``n_jobs=1``, ``threading``), and what a chunk computes is unchanged.
-Parent death is seen through ``os.getppid()``, i.e. on POSIX systems.
+``runner.backend=loky`` shares the chunks between the main process and helper
+processes, ``threading`` with helper threads (:mod:`mlesim.helpers`: forked processes on
+Linux, which start in milliseconds; spawned ones elsewhere). Helper processes die with
+the run (a watchdog in each), only the main process saves chunks (a killed helper loses
+no saved result; a resumed run recomputes whatever it had in hand), and what a chunk
+computes is unchanged. Nothing is started in the main process with ``sequential`` or
+``n_jobs=1``.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
 import pickle
-import signal
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from mlesim import allocator
 from mlesim.errors import ConfigError
+from mlesim.helpers import FORK, GONE, Claims, Helpers, HelperTraceback, process_context
 
 log = logging.getLogger("mlesim")
 
@@ -53,70 +45,32 @@ JOIN_TIMEOUT = 10
 DASK_LOGS_ENV = "MLESIM_DASK_LOGS"
 DASK_LOG_LEVELS = ("debug", "info", "warning", "error")
 
-#: seconds between two checks of a loky worker's parent
-PARENT_POLL = 1.0
-
-_watchdog: threading.Thread | None = None  # in a worker: its parent watchdog, once started
-
 
 def _indexed(func: Callable, i: int, item: Any) -> tuple[int, Any]:
     return i, func(item)
 
 
-def _orphan_watch(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(PARENT_POLL)
-    os._exit(1)  # the run is gone: nobody will read this worker's results
-
-
-def _helper_start(parent: int) -> None:
-    """A loky helper's initializer: glibc's allocator tuned (:mod:`mlesim.allocator`) and
-    a watchdog that ends the helper once ``parent`` (the pid of the run's main process,
-    taken there before the helper was started) is no longer its parent."""
-    global _watchdog
-    allocator.tune()
-    # a Ctrl-C reaches the whole process group: only the main process answers it (a
-    # helper stopped halfway through sending a result would leave loky's pipe torn)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if _watchdog is None and os.getpid() != parent:
-        _watchdog = threading.Thread(
-            target=_orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
-        )
-        _watchdog.start()
-
-
 def stop_helpers() -> None:
-    """Shut down loky's reusable executor if this process started one, and run the
-    finalisers that release its queues' semaphores — what the interpreter's own exit
-    would do — for a command that then ends with ``os._exit``."""
-    import multiprocessing.util
+    """Run multiprocessing's finalisers, as the interpreter's exit would (they release
+    the semaphores of spawned helpers' shared counters), for a command that then ends
+    with ``os._exit``. The helpers themselves are stopped by their :class:`Pool`."""
     import sys
 
-    module = sys.modules.get("joblib.externals.loky.reusable_executor")
-    executor = getattr(module, "_executor", None)
-    if executor is None:
-        return
-    processes = list(getattr(executor, "_processes", {}).values())
-    executor.shutdown(wait=False)  # (a helper still starting is let finish: not torn)
-    manager = getattr(executor, "_executor_manager_thread", None)
-    if manager is not None:  # every wait is bounded: the command ends whatever happens
-        manager.join(timeout=10)
-    for process in processes:  # gone before their semaphores are
-        process.join(timeout=5)
-        if process.is_alive():
-            process.terminate()
-    multiprocessing.util._run_finalizers(0)  # noqa: SLF001 - the exit's own clean-up
-    multiprocessing.util._run_finalizers()  # noqa: SLF001
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util._run_finalizers(0)  # noqa: SLF001 - the exit's own clean-up
+        util._run_finalizers()  # noqa: SLF001
 
 
 def sendable(func: Callable, item: Any) -> None:
-    """Raise :class:`pickle.PicklingError` (as loky would, later) unless ``func`` and
-    ``item`` can be sent to a loky process: checked before the main process starts, so
-    that a study gets the same answer whether or not it is large enough to use helpers."""
-    from joblib.externals.loky.backend.reduction import dumps
+    """Raise :class:`pickle.PicklingError` unless ``func`` and ``item`` can be sent to a
+    spawned helper process (where helpers are not forked): checked before the main
+    process starts, so that a study gets the same answer whether or not it is large
+    enough to use helpers."""
+    from multiprocessing.reduction import ForkingPickler
 
     try:
-        dumps((func, item))
+        ForkingPickler.dumps((func, item))
     except (pickle.PicklingError, TypeError, AttributeError) as err:
         raise pickle.PicklingError(
             f"Could not pickle the task to send it to the workers: {err}"
@@ -135,12 +89,14 @@ def cores(n_jobs: int | str) -> int:
     return int(n_jobs)
 
 
-#: chunks sent ahead to each helper, so that it never waits for the main process
-AHEAD = 2
 #: seconds of work left (at the main process's pace) below which no helper is started:
-#: a few times what a loky process takes to start (~0.3 s) plus what judging whether it
-#: pays costs where it does not (:class:`Pace`), so that trying never costs a study much
-HELPER_START = 3.0
+#: a few times what a helper takes to start plus what judging whether it pays costs
+#: where it does not (:class:`Pace`), so that trying never costs a study much. A
+#: forked process or a thread starts in milliseconds ...
+HELPER_START = 0.3
+#: ... a spawned process (not Linux) in ~0.3 s and more (a new interpreter that
+#: imports the stack)
+SPAWN_START = 3.0
 
 
 class Pool:
@@ -152,14 +108,15 @@ class Pool:
 
     With loky or threading and ``n_jobs = k > 1`` the main process is one of the k: it
     computes items itself from the first moment, from the back of the list, while
-    k − 1 helpers (loky processes, or threads) take them from the front. A study too
-    small to pay for starting a process is thus done by the main process alone (see
-    :meth:`_shared` for when helpers start and are retired); when the list runs out,
-    the main process also computes the items still waiting at a helper that has not
-    answered yet, and whichever copy comes first is used (a chunk's result does not
-    depend on who computes it). The loky helpers are loky's reusable executor, kept
-    warm for the next study of the same process (a sweep). A dask cluster is started on
-    the first :meth:`imap_unordered` call, not before, so a fully resumed run starts
+    k − 1 helpers (:mod:`mlesim.helpers`: processes, or threads) each take the next one
+    from the front as soon as they are free. A study too small to pay for starting a
+    helper is thus done by the main process alone (see :meth:`_shared` for when helpers
+    start and are retired); when the list runs out, the main process waits for the
+    helpers' last items, or computes those itself when no helper has answered yet (one
+    that is stuck or failed to start): whichever copy comes first is used, since a
+    chunk's result does not depend on who computes it. Helpers serve one
+    :meth:`imap_unordered` call and are stopped at its end. A dask cluster is started
+    on the first :meth:`imap_unordered` call, not before, so a fully resumed run starts
     none; :meth:`close` (or leaving the ``with`` block) shuts down whatever was started.
     """
 
@@ -167,7 +124,7 @@ class Pool:
         self.runner = runner
         self._stack = contextlib.ExitStack()
         self._client = None
-        self._executor: Any = None
+        self._helpers: Helpers | None = None  # those of the call under way
         self._retired = False  # helpers judged not to pay (for the rest of the run)
 
     def __enter__(self) -> Pool:
@@ -177,15 +134,11 @@ class Pool:
         self.close()
 
     def close(self) -> None:
-        """Close the dask client and cluster this pool started (if any), and the thread
-        helpers (their queued items are cancelled). loky's helpers stay, warm for the
-        next study of this process (a sweep); items they compute after the main process
-        did them are dropped, and :func:`stop_helpers` ends them with the command."""
+        """Close the dask client and cluster this pool started (if any) and stop the
+        helpers of a call left unfinished."""
         self._client = None
         self._stack.close()
-        if self._executor is not None and self.runner["backend"] != "loky":
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = None
+        self._stop_helpers()
 
     def imap_unordered(self, func: Callable, items: Iterable) -> Iterator[tuple[int, Any]]:
         """Yield ``(position, func(item))`` as each call finishes, in any order."""
@@ -210,89 +163,90 @@ class Pool:
             self._client = self._stack.enter_context(dask_client(self.runner["dask"]))
         return self._client
 
-    def _helpers(self, count: int) -> Any:
-        """The executor of ``count`` helpers (started once per pool)."""
-        if self._executor is None:
-            if self.runner["backend"] == "loky":
-                from joblib.externals.loky import get_reusable_executor
-
-                single = {
-                    v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-                }
-                self._executor = get_reusable_executor(
-                    max_workers=count,
-                    timeout=300,
-                    env=single,
-                    initializer=_helper_start,
-                    initargs=(os.getpid(),),
-                )
-            else:
-                self._executor = ThreadPoolExecutor(count, thread_name_prefix="mlesim")
-        return self._executor
+    def _stop_helpers(self) -> None:
+        if self._helpers is not None:
+            self._helpers.close()
+            self._helpers = None
 
     def _shared(self, func: Callable, items: list, count: int) -> Iterator[tuple[int, Any]]:
         """Items done by the main process (from the back) and ``count`` helpers (from
         the front); each position is yielded once.
 
-        The main process first works alone. It starts the helpers (unless they are
-        warm already) only once it has timed a few items (:data:`PROBE_ITEMS`) and the
-        items left would take it more than :data:`HELPER_START` seconds; and it retires
-        them for good when, working beside them, it is so much slower per item that
-        they do not pay (:class:`Pace`): two "cores" that share one physical core, or
-        memory bandwidth, give no more than one.
+        The main process first works alone. It starts the helpers once the items left
+        would take it more than :data:`HELPER_START` seconds (judged from its first
+        item), or :data:`SPAWN_START` for spawned processes (judged after a few items,
+        :data:`PROBE_ITEMS`); and it retires them for good when, working beside them,
+        it waits for the CPU so much that they do not pay (:class:`Pace`): helpers on
+        cores that other work already keeps busy, or threads that hold the GIL.
         """
-        if self.runner["backend"] == "loky":
+        threads = self.runner["backend"] == "threading"
+        if not threads and not FORK:
             sendable(func, items[0])  # the same answer for a small study and a large one
-        queue = collections.deque(range(len(items)))
-        pace, started = Pace(count), time.perf_counter()
-        while queue and (self._executor is None or self._retired):
-            if not self._retired and pace.worth_helpers(len(queue)):
-                break
-            i = queue.pop()
-            yield pace.alone(func, i, items[i])
-        if not queue:
+        pace = Pace(count, HELPER_START if threads or FORK else SPAWN_START)
+        last, started = len(items) - 1, time.perf_counter()
+        while last >= 0 and (self._retired or not pace.worth_helpers(last + 1)):
+            yield pace.alone(func, last, items[last])
+            last -= 1
+        if last < 0:
             return
+        claims = Claims(last, None if threads else process_context())
+        self._helpers = Helpers(func, items, claims, count, threads)
         try:
-            yield from self._share(func, items, queue, pace)
+            yield from self._share(func, items, claims, pace)
         finally:
+            self._stop_helpers()
             log.debug("pool: %s in %.2f s", pace, time.perf_counter() - started)
 
     def _share(
-        self, func: Callable, items: list, queue: collections.deque, pace: Pace
+        self, func: Callable, items: list, claims: Claims, pace: Pace
     ) -> Iterator[tuple[int, Any]]:
-        """The items of ``queue``: the helpers take them from the front (at most
-        :data:`AHEAD` per helper sent ahead), the main process from the back."""
-        executor = self._helpers(pace.count)
-        flight: dict[Future, int] = {}
-        done: set[int] = set(range(len(items))) - set(queue)
-        while len(done) < len(items):
-            if pace.retire_helpers():
-                self._retired = True
-            while queue and not self._retired and len(flight) < AHEAD * pace.count:
-                i = queue.popleft()
-                flight[executor.submit(_indexed, func, i, items[i])] = i
-            for future in [f for f in flight if f.done()]:
-                i = flight.pop(future)
-                result = future.result()  # a helper's exception is raised here
+        """Positions ``0..back`` of ``claims``: the helpers take them from the front,
+        the main process from the back; then the main process waits for the helpers'
+        last items (or computes them, see :class:`Pool`)."""
+        helpers, count = self._helpers, pace.count
+        done: set[int] = set()
+        gone = 0  # helpers that have ended
+        total = claims.front_back()[1] + 1
+
+        def take(message: tuple) -> Iterator[tuple[int, Any]]:
+            nonlocal gone
+            i, ok, value = message
+            if i == GONE:
+                gone += 1
+                if value not in (0, None):
+                    log.warning(
+                        "a helper process ended (exit code %s); the main process does its items",
+                        value,
+                    )
+            elif not ok:
+                err, text = value
+                err.__cause__ = HelperTraceback(text)
+                raise err
+            elif i not in done:
                 pace.answered = True
-                if i not in done:
-                    done.add(i)
-                    yield result
-            if queue:
-                i = queue.pop()
-            else:  # only items at helpers left: do those no working helper has begun
-                waiting = [i for i in flight.values() if i not in done]
+                done.add(i)
+                yield i, value
+
+        while len(done) < total:
+            for message in helpers.ready():
+                yield from take(message)
+            if not self._retired and pace.retire_helpers():
+                self._retired = True
+                claims.stop()
+            i = claims.take_back()
+            if i is None:  # only items taken by helpers are left
+                waiting = [j for j in range(claims.front_back()[0]) if j not in done]
                 if not waiting:
                     continue
-                if pace.answered and not self._retired and len(waiting) <= pace.count:
-                    wait(list(flight), return_when=FIRST_COMPLETED)  # being computed
+                if pace.answered and gone < count and not self._retired:
+                    yield from take(helpers.get())  # they are being computed
                     continue
                 i = waiting[-1]
             done.add(i)
             yield pace.beside(func, i, items[i])
 
 
-#: items the main process times alone before it may start helpers
+#: items the main process times alone before it may start helpers that are slow to start
 PROBE_ITEMS = 3
 #: items the main process times beside working helpers before judging them
 JUDGE_ITEMS = 5
@@ -302,65 +256,85 @@ KEEP_GAIN = 1.25
 
 
 class Pace:
-    """The main process's seconds per item alone and beside ``count`` helpers, and
-    what they say: start helpers? keep them?
+    """The main process's items timed alone and beside ``count`` helpers, and what they
+    say: start helpers? keep them?
 
-    The first item is not timed (it pays for the study's first imports). The gain of
-    helpers is judged from the main process's own items (all from the back of the
-    list, so alike), as (1 + count) / slowdown, where the slowdown is the median time
-    per item beside the helpers over the median alone: about 1 on real cores (a gain
-    of 1 + count), about 1 + count where they share one core (no gain).
+    Parameters
+    ----------
+    count : the number of helpers
+    start : seconds of work left (at the main process's pace alone) for which helpers
+        are worth starting; below one second (helpers that start in milliseconds) the
+        first item counts too (it also paid for the study's first imports, so helpers
+        start a little early, at little cost); otherwise a few items are timed first
+        (:data:`PROBE_ITEMS`) and the first one is not
+
+    The gain of helpers is (1 + count) / slowdown, where the slowdown is how much
+    longer the main process waits per second of its own CPU time beside the helpers
+    than alone (wall time over the main thread's CPU time, summed over its items): about
+    1 on free cores (a gain of 1 + count), about 1 + count where all share one core,
+    whatever each item costs.
     """
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, start: float):
         self.count = count
-        self.times_alone: list[float] = []
-        self.times_beside: list[float] = []
-        self.first = True
+        self.start = start
+        self.eager = start < 1.0
+        self.alone_times: list[tuple[float, float]] = []  # (wall, CPU) seconds per item
+        self.beside_times: list[tuple[float, float]] = []
+        self.first: tuple[float, float] | None = None  # the first item's (wall, CPU)
         self.answered = False  # has a helper returned an item (is one at work)?
         self.judged: bool | None = None
 
     def __repr__(self) -> str:
         return (
-            f"{len(self.times_alone)} items timed alone, {len(self.times_beside)} beside "
+            f"{len(self.alone_times)} items timed alone, {len(self.beside_times)} beside "
             f"{self.count} helper(s), helpers kept: {self.judged}"
         )
 
     def alone(self, func: Callable, i: int, item: Any) -> tuple[int, Any]:
         """``_indexed(func, i, item)`` by the main process alone, timed."""
-        return self._timed(self.times_alone, func, i, item)
+        return self._timed(self.alone_times, func, i, item)
 
     def beside(self, func: Callable, i: int, item: Any) -> tuple[int, Any]:
         """The same by the main process while helpers work (timed once they answer)."""
-        return self._timed(self.times_beside if self.answered else [], func, i, item)
+        return self._timed(self.beside_times if self.answered else [], func, i, item)
 
     def _timed(self, times: list, func: Callable, i: int, item: Any) -> tuple[int, Any]:
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.thread_time()
         out = _indexed(func, i, item)
-        if not self.first:
-            times.append(time.perf_counter() - start)
-        self.first = False
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        if self.first is None:
+            self.first = wall, cpu
+        else:
+            times.append((wall, cpu))
         return out
 
     def worth_helpers(self, left: int) -> bool:
-        """Whether to start helpers now: a few items timed, and ``left`` items would
-        take the main process alone more than :data:`HELPER_START` seconds."""
-        if len(self.times_alone) < PROBE_ITEMS - 1 and sum(self.times_alone) < HELPER_START / 4:
+        """Whether to start helpers now: ``left`` items would take the main process
+        alone more than ``start`` seconds."""
+        walls = [wall for wall, _ in self.alone_times]
+        if self.eager and self.first is not None:
+            walls = walls or [self.first[0]]
+        elif len(walls) < PROBE_ITEMS - 1 and sum(walls) < self.start / 4:
             return False
-        if not self.times_alone:
-            return False
-        return statistics.median(self.times_alone) * left > HELPER_START
+        return bool(walls) and statistics.median(walls) * left > self.start
 
     def retire_helpers(self) -> bool:
         """True once (and from then on) the helpers are judged not to pay."""
-        if self.judged is None and len(self.times_beside) >= JUDGE_ITEMS and self.times_alone:
-            slowdown = statistics.median(self.times_beside) / statistics.median(self.times_alone)
+        if self.judged is None and len(self.beside_times) >= JUDGE_ITEMS and self.first:
+            alone = self.alone_times or [self.first]
+            slowdown = _wait_ratio(self.beside_times) / _wait_ratio(alone)
             self.judged = (1 + self.count) / max(slowdown, 1e-9) >= KEEP_GAIN
             if not self.judged:
                 log.debug(
                     "helpers retired: the main process ran %.1f× slower beside them", slowdown
                 )
         return self.judged is False
+
+
+def _wait_ratio(times: list[tuple[float, float]]) -> float:
+    """Wall seconds per CPU second of the main thread over ``times`` ((wall, CPU) pairs)."""
+    return sum(wall for wall, _ in times) / max(sum(cpu for _, cpu in times), 1e-9)
 
 
 def dask_log_level() -> int | None:

@@ -66,19 +66,19 @@ def study_spec(base: dict, runner: dict | None = None, **changes: Any) -> StudyS
 def helpers(monkeypatch) -> list:
     """Helpers that start after the main process's first chunk and are never retired, so
     that a small study's parallel run really shares its chunks (a pool left alone does
-    them all in the main process). The list collects how many chunks the helpers were
-    sent in each run: a test asserts it is not empty."""
+    them all in the main process). The list collects how many chunks were shared with
+    the helpers in each run: a test asserts it is not empty."""
     from mlesim import backends
 
     monkeypatch.setattr(backends, "HELPER_START", 0.0)
-    monkeypatch.setattr(backends, "PROBE_ITEMS", 1)
+    monkeypatch.setattr(backends, "SPAWN_START", 0.0)
     monkeypatch.setattr(backends, "KEEP_GAIN", 0.0)
     sent: list = []
     share = backends.Pool._share
 
-    def counted(self, func, items, queue, pace):
-        sent.append(len(queue))
-        return share(self, func, items, queue, pace)
+    def counted(self, func, items, claims, pace):
+        sent.append(claims.front_back()[1] + 1)  # the positions shared with helpers
+        return share(self, func, items, claims, pace)
 
     monkeypatch.setattr(backends.Pool, "_share", counted)
     return sent

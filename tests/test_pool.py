@@ -1,16 +1,18 @@
 """The pool shares a run between the main process and its helpers: a small run never
-starts one, a long one does, every item is yielded exactly once, and a helper that
-never answers holds nothing up."""
+starts one, a long one does, every item is yielded exactly once, a helper that never
+answers holds nothing up, and helpers that do not pay (the main process waits for the
+CPU beside them) are retired."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
 
 from mlesim import backends
-from mlesim.backends import Pool, cores
+from mlesim.backends import Pace, Pool, cores
 
 
 def runner(n_jobs, backend="threading"):
@@ -22,33 +24,58 @@ def who(seconds):
     return threading.current_thread().name
 
 
+def where(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def spin(seconds):
+    """Pure-Python work of ``seconds`` of this thread's CPU time (it holds the GIL)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return threading.current_thread().name
+
+
 def test_a_small_run_is_done_by_the_main_process_alone():
+    for backend in ("threading", "loky"):
+        with Pool(runner(2, backend)) as pool:
+            out = dict(pool.imap_unordered(where, [0.001] * 20))
+        assert sorted(out) == list(range(20))
+        assert set(out.values()) == {os.getpid()}  # no helper was started
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_a_long_run_shares_the_items_with_a_helper(backend):
+    with Pool(runner(2, backend)) as pool:
+        out = list(pool.imap_unordered(where if backend == "loky" else who, [0.01] * 60))
+    assert sorted(i for i, _ in out) == list(range(60))  # each exactly once
+    here = os.getpid() if backend == "loky" else threading.current_thread().name
+    assert here in {w for _, w in out} and len({w for _, w in out}) == 2
+
+
+def test_helpers_take_the_next_item_as_soon_as_they_are_free():
+    """Cheap items at the front, dear ones at the back (the main process's end): the
+    helper is not held to the main process's pace, so it does most of the cheap ones
+    and the two finish together (the helper is never kept waiting for work)."""
+    items = [0.001] * 100 + [0.02] * 20
     with Pool(runner(2)) as pool:
-        out = dict(pool.imap_unordered(who, [0.001] * 20))
-        assert pool._executor is None  # no helper was started
-    assert sorted(out) == list(range(20))
-    assert set(out.values()) == {threading.current_thread().name}
+        out = dict(pool.imap_unordered(who, items))
+    main = threading.current_thread().name
+    assert sorted(out) == list(range(120))
+    assert sum(1 for i in range(100) if out[i] != main) >= 95  # handed 2 at a time: ~80
 
 
-def test_a_long_run_shares_the_items_with_a_helper(monkeypatch):
-    monkeypatch.setattr(backends, "HELPER_START", 0.05)
-    with Pool(runner(2)) as pool:
-        seen = [i for i, _ in pool.imap_unordered(who, [0.01] * 60)]
-        names = {name for _, name in pool.imap_unordered(who, [0.01] * 60)}  # warm now
-    assert sorted(seen) == list(range(60))  # each exactly once
-    assert threading.current_thread().name in names and len(names) == 2
-
-
-def test_items_held_by_a_helper_that_never_answers_are_done_by_the_main_process(monkeypatch):
+def test_items_held_by_a_helper_that_never_answers_are_done_by_the_main_process():
     """The helper is stuck on its first item; the main process does all the others and,
-    having no answer from any helper, the ones waiting at it too."""
-    monkeypatch.setattr(backends, "HELPER_START", 0.0)
+    having no answer from any helper, the one held by it too."""
     release = threading.Event()
     main = threading.current_thread().name
 
     def stuck(i):
         if threading.current_thread().name != main:
             release.wait(10)
+        time.sleep(0.05)
         return i
 
     with Pool(runner(2)) as pool:
@@ -59,51 +86,55 @@ def test_items_held_by_a_helper_that_never_answers_are_done_by_the_main_process(
     assert out == list(range(10))
 
 
-def test_an_item_that_fails_raises_in_the_main_process(monkeypatch):
-    monkeypatch.setattr(backends, "HELPER_START", 0.0)
+def boom(i):
+    time.sleep(0.02)
+    if i == 3:
+        raise ValueError("item 3")
+    return i
 
-    def boom(i):
-        time.sleep(0.01)
-        if i == 3:
-            raise ValueError("item 3")
-        return i
 
-    with Pool(runner(2)) as pool, pytest.raises(ValueError, match="item 3"):
-        list(pool.imap_unordered(boom, range(8)))
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_an_item_that_fails_raises_in_the_main_process(backend):
+    with Pool(runner(2, backend)) as pool, pytest.raises(ValueError, match="item 3") as info:
+        list(pool.imap_unordered(boom, range(40)))
+    if info.value.__cause__ is not None:  # raised in a helper: its traceback comes along
+        assert "in a helper" in str(info.value.__cause__)
+        assert "boom" in str(info.value.__cause__)
 
 
 def test_auto_is_the_cores_this_process_may_use():
-    import os
-
     assert cores("auto") == cores(-1) == len(os.sched_getaffinity(0))
     assert cores(3) == 3
 
 
-def test_helpers_that_slow_the_main_process_down_are_retired(monkeypatch):
-    """Two "cores" that are one: an item takes twice as long while another is being
-    worked on, so the main process runs half as fast beside a helper. The helper is
-    retired, the main process finishes alone, and every item comes once."""
-    monkeypatch.setattr(backends, "HELPER_START", 0.05)
-    busy, guard = [0], threading.Lock()
-
-    def one_core(i):  # 10 ms alone, 20 ms while another item is being worked on
-        with guard:
-            busy[0] += 1
-            shared = busy[0] > 1
-        time.sleep(0.02 if shared else 0.01)
-        with guard:
-            busy[0] -= 1
-        return i
-
+def test_helper_threads_that_hold_the_gil_are_retired():
+    """Pure-Python items on helper threads: the main thread waits for the GIL half the
+    time, i.e. twice the wall time per second of its CPU time. The helper is retired,
+    the main process finishes alone, and every item comes once."""
     with Pool(runner(2)) as pool:
-        out = sorted(i for i, _ in pool.imap_unordered(one_core, range(80)))
+        out = sorted(i for i, _ in pool.imap_unordered(spin, [0.005] * 120))
         assert pool._retired
-        again = sorted(i for i, _ in pool.imap_unordered(one_core, range(5)))  # alone now
-    assert out == list(range(80)) and again == list(range(5))
+        again = sorted(i for i, _ in pool.imap_unordered(spin, [0.005] * 5))  # alone now
+    assert out == list(range(120)) and again == list(range(5))
 
 
-def test_helpers_on_real_cores_are_kept(monkeypatch):
-    monkeypatch.setattr(backends, "HELPER_START", 0.05)
-    with Pool(runner(2)) as pool:
-        list(pool.imap_unordered(who, [0.01] * 80))  # sleeping threads do not contend
-        assert not pool._retired
+def test_helpers_that_do_not_slow_the_main_process_are_kept():
+    pace = Pace(1, backends.HELPER_START)
+    pace.first = (0.01, 0.01)
+    pace.beside_times = [(0.011, 0.01)] * backends.JUDGE_ITEMS  # 10 % slower: kept
+    assert not pace.retire_helpers() and pace.judged
+    shared = Pace(1, backends.HELPER_START)
+    shared.first = (0.01, 0.01)
+    shared.beside_times = [(0.02, 0.01)] * backends.JUDGE_ITEMS  # half the CPU: retired
+    assert shared.retire_helpers()
+
+
+def test_a_cheap_start_is_judged_from_the_first_item_and_a_dear_one_after_a_probe():
+    cheap = Pace(1, backends.HELPER_START)
+    cheap.first = (0.1, 0.1)
+    assert cheap.worth_helpers(10) and not cheap.worth_helpers(2)
+    dear = Pace(1, backends.SPAWN_START)
+    dear.first = (1.0, 1.0)
+    assert not dear.worth_helpers(100)  # nothing timed yet but the first item
+    dear.alone_times = [(0.1, 0.1)] * (backends.PROBE_ITEMS - 1)
+    assert dear.worth_helpers(100) and not dear.worth_helpers(10)

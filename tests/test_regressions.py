@@ -165,8 +165,12 @@ def test_a_discrete_model_of_continuous_data_has_no_pseudo_true_value(truth, par
     assert info.value.key == "model" and "no pseudo-true value" in info.value.message
 
 
-def test_a_callable_workers_cannot_receive_is_a_config_error():
+def test_a_callable_workers_cannot_receive_is_a_config_error(monkeypatch, helpers):
+    """Where helpers are spawned (not Linux), a callable that cannot be pickled is
+    refused for the key that asks for helpers; forked helpers (Linux) take it as it is."""
     import threading
+
+    from mlesim import backends
 
     lock = threading.Lock()  # unpicklable, even by value
 
@@ -180,6 +184,13 @@ def test_a_callable_workers_cannot_receive_is_a_config_error():
         "replications": 100,
         "runner": {"n_jobs": 2, "chunk_size": 50, "progress": False},
     }
+    if backends.FORK:
+        forked = mlesim.run(config=config).replicates
+        assert helpers  # the chunks were shared with a forked helper
+        config["runner"]["n_jobs"] = 1
+        pd.testing.assert_frame_equal(forked, mlesim.run(config=config).replicates)
+        config["runner"]["n_jobs"] = 2
+    monkeypatch.setattr(backends, "FORK", False)
     with pytest.raises(ConfigError) as info:
         mlesim.run(config=config)
     assert info.value.key == "runner.n_jobs"
