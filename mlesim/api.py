@@ -7,9 +7,10 @@ configuration system and the same results as the command line.
 [5, 'mle', 'sigma2']
 
 ``overrides`` are the command line's ``key=value`` strings; ``config`` a mapping of
-top-level keys that replace the composed ones (its estimators and generators may be Python callables
-defined right there — they work with any ``runner.n_jobs`` on Linux, where helper
-processes are forked, and elsewhere with more workers where they can be pickled). Nothing is written unless ``run_dir`` is given; then the run
+top-level keys that replace the composed ones (its estimators and generators may be
+Python callables defined right there — they work with any ``runner.n_jobs`` on Linux,
+where helper processes are forked, and elsewhere with more workers where they can be
+pickled). Nothing is written unless ``run_dir`` is given; then the run
 directory is the command line's (summary.csv, replicates.parquet, figures, report.md).
 """
 
