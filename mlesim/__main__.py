@@ -371,14 +371,17 @@ def main() -> None:
 
 
 def command() -> NoReturn:
-    """The command (``python -m mlesim``, the ``mlesim`` script): :func:`main`, then an
-    exit that skips the interpreter's teardown of every module and object, which takes
-    0.2–1 s after a run that imported pandas and matplotlib. Everything is written by
-    then (atomic files), the helpers are stopped (by the run's pool), multiprocessing's
-    finalisers run (:func:`mlesim.backends.stop_helpers`), and the log and the streams
-    are flushed and closed here."""
+    """The command (``python -m mlesim``, the ``mlesim`` script): one BLAS thread per
+    process (:mod:`mlesim.blas`) and glibc's allocator tuned (:mod:`mlesim.allocator`),
+    :func:`main`, then an exit that skips the interpreter's teardown of every module and
+    object, which takes 0.2–1 s after a run that imported pandas and matplotlib.
+    Everything is written by then (atomic files), the helpers are stopped (by the run's
+    pool), multiprocessing's finalisers run (:func:`mlesim.backends.stop_helpers`), and
+    the log and the streams are flushed and closed here."""
     from mlesim.allocator import tune
+    from mlesim.blas import one_thread
 
+    one_thread()  # (before numpy is imported)
     tune()
     try:
         main()

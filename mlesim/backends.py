@@ -89,13 +89,11 @@ def cores(n_jobs: int | str) -> int:
     return int(n_jobs)
 
 
-#: seconds of work left (at the main process's pace) below which no helper is started:
-#: a few times what a helper takes to start plus what judging whether it pays costs
-#: where it does not (:class:`Pace`), so that trying never costs a study much. A
-#: forked process or a thread starts in milliseconds ...
-HELPER_START = 0.3
-#: ... a spawned process (not Linux) in ~0.3 s and more (a new interpreter that
-#: imports the stack)
+#: seconds of work left (at the main process's pace) below which no spawned helper is
+#: started (where helpers are not forked): a few times what a new interpreter takes to
+#: import the stack (~0.5 s) plus what judging whether it pays costs where it does not
+#: (:class:`Pace`), so that trying never costs a study much. Forked helpers and threads,
+#: which start in milliseconds, start with the computation.
 SPAWN_START = 3.0
 
 
@@ -109,8 +107,7 @@ class Pool:
     With loky or threading and ``n_jobs = k > 1`` the main process is one of the k: it
     computes items itself from the first moment, from the back of the list, while
     k − 1 helpers (:mod:`mlesim.helpers`: processes, or threads) each take the next one
-    from the front as soon as they are free. A study too small to pay for starting a
-    helper is thus done by the main process alone (see :meth:`_shared` for when helpers
+    from the front as soon as they are free (see :meth:`_shared` for when helpers
     start and are retired); when the list runs out, the main process waits for the
     helpers' last items, or computes those itself when no helper has answered yet (one
     that is stuck or failed to start): whichever copy comes first is used, since a
@@ -172,19 +169,20 @@ class Pool:
         """Items done by the main process (from the back) and ``count`` helpers (from
         the front); each position is yielded once.
 
-        The main process first works alone. It starts the helpers once the items left
-        would take it more than :data:`HELPER_START` seconds (judged from its first
-        item), or :data:`SPAWN_START` for spawned processes (judged after a few items,
-        :data:`PROBE_ITEMS`); and it retires them for good when, working beside them,
-        it waits for the CPU so much that they do not pay (:class:`Pace`): helpers on
-        cores that other work already keeps busy, or threads that hold the GIL.
+        Forked helpers and threads start with the computation. Where helpers are
+        spawned, the main process first works alone and starts them only once it has
+        timed a few items (:data:`PROBE_ITEMS`) and the items left would take it more
+        than :data:`SPAWN_START` seconds. It retires the helpers for good when, working
+        beside them, it waits for the CPU so much that they do not pay (:class:`Pace`):
+        helpers on cores that other work already keeps busy, or threads that hold the GIL.
         """
         threads = self.runner["backend"] == "threading"
         if not threads and not FORK:
             sendable(func, items[0])  # the same answer for a small study and a large one
-        pace = Pace(count, HELPER_START if threads or FORK else SPAWN_START)
+        pace = Pace(count)
         last, started = len(items) - 1, time.perf_counter()
-        while last >= 0 and (self._retired or not pace.worth_helpers(last + 1)):
+        spawned = not threads and not FORK
+        while last >= 0 and (self._retired or (spawned and not pace.worth_helpers(last + 1))):
             yield pace.alone(func, last, items[last])
             last -= 1
         if last < 0:
@@ -246,7 +244,7 @@ class Pool:
             yield pace.beside(func, i, items[i])
 
 
-#: items the main process times alone before it may start helpers that are slow to start
+#: items the main process times alone before it may start spawned helpers
 PROBE_ITEMS = 3
 #: items the main process times beside working helpers before judging them
 JUDGE_ITEMS = 5
@@ -257,31 +255,21 @@ KEEP_GAIN = 1.25
 
 class Pace:
     """The main process's items timed alone and beside ``count`` helpers, and what they
-    say: start helpers? keep them?
-
-    Parameters
-    ----------
-    count : the number of helpers
-    start : seconds of work left (at the main process's pace alone) for which helpers
-        are worth starting; below one second (helpers that start in milliseconds) the
-        first item counts too (it also paid for the study's first imports, so helpers
-        start a little early, at little cost); otherwise a few items are timed first
-        (:data:`PROBE_ITEMS`) and the first one is not
+    say: start (spawned) helpers? keep them?
 
     The gain of helpers is (1 + count) / slowdown, where the slowdown is how much
     longer the main process waits per second of its own CPU time beside the helpers
-    than alone (wall time over the main thread's CPU time, summed over its items): about
-    1 on free cores (a gain of 1 + count), about 1 + count where all share one core,
-    whatever each item costs.
+    than alone (wall time over the main thread's CPU time, summed over its items; alone,
+    where no item was timed alone, it waits for nothing): about 1 on free cores (a gain
+    of 1 + count), about 1 + count where all share one core, whatever each item costs.
+    The first item is not timed (it pays for the study's first imports).
     """
 
-    def __init__(self, count: int, start: float):
+    def __init__(self, count: int):
         self.count = count
-        self.start = start
-        self.eager = start < 1.0
         self.alone_times: list[tuple[float, float]] = []  # (wall, CPU) seconds per item
         self.beside_times: list[tuple[float, float]] = []
-        self.first: tuple[float, float] | None = None  # the first item's (wall, CPU)
+        self.first = True
         self.answered = False  # has a helper returned an item (is one at work)?
         self.judged: bool | None = None
 
@@ -302,28 +290,24 @@ class Pace:
     def _timed(self, times: list, func: Callable, i: int, item: Any) -> tuple[int, Any]:
         wall, cpu = time.perf_counter(), time.thread_time()
         out = _indexed(func, i, item)
-        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-        if self.first is None:
-            self.first = wall, cpu
-        else:
-            times.append((wall, cpu))
+        if not self.first:
+            times.append((time.perf_counter() - wall, time.thread_time() - cpu))
+        self.first = False
         return out
 
     def worth_helpers(self, left: int) -> bool:
-        """Whether to start helpers now: ``left`` items would take the main process
-        alone more than ``start`` seconds."""
+        """Whether to start spawned helpers now: a few items timed, and ``left`` items
+        would take the main process alone more than :data:`SPAWN_START` seconds."""
         walls = [wall for wall, _ in self.alone_times]
-        if self.eager and self.first is not None:
-            walls = walls or [self.first[0]]
-        elif len(walls) < PROBE_ITEMS - 1 and sum(walls) < self.start / 4:
+        if len(walls) < PROBE_ITEMS - 1 and sum(walls) < SPAWN_START / 4:
             return False
-        return bool(walls) and statistics.median(walls) * left > self.start
+        return bool(walls) and statistics.median(walls) * left > SPAWN_START
 
     def retire_helpers(self) -> bool:
         """True once (and from then on) the helpers are judged not to pay."""
-        if self.judged is None and len(self.beside_times) >= JUDGE_ITEMS and self.first:
-            alone = self.alone_times or [self.first]
-            slowdown = _wait_ratio(self.beside_times) / _wait_ratio(alone)
+        if self.judged is None and len(self.beside_times) >= JUDGE_ITEMS:
+            alone = _wait_ratio(self.alone_times) if self.alone_times else 1.0
+            slowdown = _wait_ratio(self.beside_times) / alone
             self.judged = (1 + self.count) / max(slowdown, 1e-9) >= KEEP_GAIN
             if not self.judged:
                 log.debug(

@@ -116,10 +116,10 @@ class PhaseClock:
         self.last = now
 
     def line(self) -> str:
-        """``"start-up 0.9 s, set-up 0.1 s, simulation 2.3 s, ... (total 3.4 s)"``."""
-        parts = [f"{name} {secs:.1f} s" for name, secs in self.phases]
+        """``"start-up 0.91 s, set-up 0.01 s, simulation 2.34 s, ... (total 3.42 s)"``."""
+        parts = [f"{name} {secs:.2f} s" for name, secs in self.phases]
         total = sum(secs for _, secs in self.phases)
-        return ", ".join(parts) + f" (total {total:.1f} s)"
+        return ", ".join(parts) + f" (total {total:.2f} s)"
 
 
 def _run(spec: StudySpec, outdir: Path, progress: bool | None, startup: float | None) -> dict:

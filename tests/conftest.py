@@ -64,13 +64,13 @@ def study_spec(base: dict, runner: dict | None = None, **changes: Any) -> StudyS
 
 @pytest.fixture
 def helpers(monkeypatch) -> list:
-    """Helpers that start after the main process's first chunk and are never retired, so
-    that a small study's parallel run really shares its chunks (a pool left alone does
-    them all in the main process). The list collects how many chunks were shared with
-    the helpers in each run: a test asserts it is not empty."""
+    """Helpers that start with the computation (spawned ones too) and are never retired,
+    so that a small study's parallel run really shares its chunks (where helpers are
+    spawned, a pool left alone does them all in the main process). The list collects
+    how many chunks were shared with the helpers in each run: a test asserts it is not
+    empty."""
     from mlesim import backends
 
-    monkeypatch.setattr(backends, "HELPER_START", 0.0)
     monkeypatch.setattr(backends, "SPAWN_START", 0.0)
     monkeypatch.setattr(backends, "KEEP_GAIN", 0.0)
     sent: list = []

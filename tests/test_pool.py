@@ -37,12 +37,22 @@ def spin(seconds):
     return threading.current_thread().name
 
 
-def test_a_small_run_is_done_by_the_main_process_alone():
-    for backend in ("threading", "loky"):
+def test_a_small_run_never_spawns_a_helper(monkeypatch):
+    """Where helpers are spawned (a new interpreter each), a run shorter than a few
+    seconds is done by the main process alone."""
+    monkeypatch.setattr(backends, "FORK", False)
+    with Pool(runner(2, "loky")) as pool:
+        out = dict(pool.imap_unordered(where, [0.001] * 20))
+    assert sorted(out) == list(range(20))
+    assert set(out.values()) == {os.getpid()}  # no helper was started
+
+
+def test_forked_helpers_and_threads_start_with_the_computation():
+    for backend, work in (("loky", where), ("threading", who)):
         with Pool(runner(2, backend)) as pool:
-            out = dict(pool.imap_unordered(where, [0.001] * 20))
-        assert sorted(out) == list(range(20))
-        assert set(out.values()) == {os.getpid()}  # no helper was started
+            out = dict(pool.imap_unordered(work, [0.02] * 6))
+        here = os.getpid() if backend == "loky" else threading.current_thread().name
+        assert sorted(out) == list(range(6)) and set(out.values()) - {here}, backend
 
 
 @pytest.mark.parametrize("backend", ["threading", "loky"])
@@ -110,31 +120,37 @@ def test_auto_is_the_cores_this_process_may_use():
 def test_helper_threads_that_hold_the_gil_are_retired():
     """Pure-Python items on helper threads: the main thread waits for the GIL half the
     time, i.e. twice the wall time per second of its CPU time. The helper is retired,
-    the main process finishes alone, and every item comes once."""
-    with Pool(runner(2)) as pool:
-        out = sorted(i for i, _ in pool.imap_unordered(spin, [0.005] * 120))
-        assert pool._retired
-        again = sorted(i for i, _ in pool.imap_unordered(spin, [0.005] * 5))  # alone now
-    assert out == list(range(120)) and again == list(range(5))
+    the main process finishes alone, and every item comes once. (The threads take turns
+    every millisecond, so that each item of 10 ms spans many turns.)"""
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        with Pool(runner(2)) as pool:
+            out = sorted(i for i, _ in pool.imap_unordered(spin, [0.01] * 60))
+            assert pool._retired
+            again = sorted(i for i, _ in pool.imap_unordered(spin, [0.01] * 5))  # alone now
+    finally:
+        sys.setswitchinterval(interval)
+    assert out == list(range(60)) and again == list(range(5))
 
 
 def test_helpers_that_do_not_slow_the_main_process_are_kept():
-    pace = Pace(1, backends.HELPER_START)
-    pace.first = (0.01, 0.01)
+    pace = Pace(1)
     pace.beside_times = [(0.011, 0.01)] * backends.JUDGE_ITEMS  # 10 % slower: kept
     assert not pace.retire_helpers() and pace.judged
-    shared = Pace(1, backends.HELPER_START)
-    shared.first = (0.01, 0.01)
+    shared = Pace(1)
     shared.beside_times = [(0.02, 0.01)] * backends.JUDGE_ITEMS  # half the CPU: retired
     assert shared.retire_helpers()
+    waiting = Pace(1)  # a main process that waited alone too (its own I/O): kept
+    waiting.alone_times = [(0.02, 0.01)] * 3
+    waiting.beside_times = [(0.022, 0.01)] * backends.JUDGE_ITEMS
+    assert not waiting.retire_helpers()
 
 
-def test_a_cheap_start_is_judged_from_the_first_item_and_a_dear_one_after_a_probe():
-    cheap = Pace(1, backends.HELPER_START)
-    cheap.first = (0.1, 0.1)
-    assert cheap.worth_helpers(10) and not cheap.worth_helpers(2)
-    dear = Pace(1, backends.SPAWN_START)
-    dear.first = (1.0, 1.0)
-    assert not dear.worth_helpers(100)  # nothing timed yet but the first item
-    dear.alone_times = [(0.1, 0.1)] * (backends.PROBE_ITEMS - 1)
-    assert dear.worth_helpers(100) and not dear.worth_helpers(10)
+def test_spawned_helpers_start_after_a_probe_of_a_few_items():
+    pace = Pace(1)
+    assert not pace.worth_helpers(10**6)  # nothing timed yet
+    pace.alone_times = [(0.1, 0.1)] * (backends.PROBE_ITEMS - 1)
+    assert pace.worth_helpers(100) and not pace.worth_helpers(10)
