@@ -71,7 +71,7 @@ class StoppingConf:
 
 @dataclass
 class RunnerConf:
-    n_jobs: Any = 1
+    n_jobs: Any = "auto"
     backend: str = "loky"
     chunk_size: int | None = None
     max_chunk_mb: float = 64.0

@@ -153,8 +153,8 @@ def test_the_run_log_says_where_the_time_went(tmp_path, caplog):
         run_pipeline(spec, tmp_path / "run", progress=False)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("time: ")]
     assert len(lines) == 1, lines
-    phases = dict(re.findall(r"([a-z -]+?) (\d+\.\d) s", lines[0].removeprefix("time: ")))
+    phases = dict(re.findall(r"([a-z -]+?) (\d+\.\d\d) s", lines[0].removeprefix("time: ")))
     names = ["set-up", "simulation", "summary and tables", "figures", "report"]
     assert [k.strip(", ") for k in phases][: len(names)] == names, lines[0]
-    total = float(re.search(r"total (\d+\.\d) s", lines[0]).group(1))
-    assert abs(sum(float(v) for k, v in phases.items() if "total" not in k) - total) < 0.3
+    total = float(re.search(r"total (\d+\.\d\d) s", lines[0]).group(1))
+    assert abs(sum(float(v) for k, v in phases.items() if "total" not in k) - total) < 0.03
