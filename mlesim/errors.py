@@ -20,6 +20,6 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {message}")
 
     def __reduce__(self):
-        """Rebuild from (key, message): the error crosses process boundaries (joblib's
-        loky workers, dask) intact, subclasses included."""
+        """Rebuild from (key, message): the error crosses process boundaries (helper
+        processes, dask workers) intact, subclasses included."""
         return (type(self), (self.key, self.message))

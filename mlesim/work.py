@@ -2,7 +2,8 @@
 own seed and fit every estimator (see :mod:`mlesim.engine` for the rest of a run).
 
 This module imports only what that needs (numpy, the families and estimators), so a
-loky helper is ready to work a fraction of a second after it starts.
+spawned helper (where helpers are not forked, :mod:`mlesim.helpers`) is ready to work a
+fraction of a second after it starts.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def test_a_closed_form_study_runs_and_summarises_without_scipy_stats():
 
 
 def test_a_helper_process_imports_no_tables_and_no_hydra():
-    """What a loky helper needs to run a chunk (mlesim.work, the Task it is sent, the
+    """What a spawned helper needs to run a chunk (mlesim.work, the Task it is sent, the
     parent watchdog) starts in a fraction of a second: no pandas, Hydra or omegaconf."""
     probe = (
         "import mlesim.work, mlesim.chunks, mlesim.backends, sys\n"
