@@ -23,6 +23,7 @@ main process killed with ``kill -9``), checked once a second by a watchdog threa
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -135,18 +136,19 @@ class Helpers:
             if stream is not None:
                 stream.flush()
         context = process_context()
-        for h in range(count):
-            out, into = context.Pipe(duplex=False)
-            process = context.Process(
-                target=serve,
-                args=(func, items, claims, into, os.getpid()),
-                name="mlesim-helper",
-                daemon=True,
-            )
-            process.start()
-            into.close()
-            self._pipes[out] = h
-            self._processes.append(process)
+        with _sigint_blocked():  # a helper ignores Ctrl-C from its first instruction on
+            for h in range(count):
+                out, into = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=serve,
+                    args=(func, items, claims, into, os.getpid()),
+                    name="mlesim-helper",
+                    daemon=True,
+                )
+                process.start()
+                into.close()
+                self._pipes[out] = h
+                self._processes.append(process)
         self._reader = threading.Thread(target=self._read, name="mlesim-results", daemon=True)
         self._reader.start()
 
@@ -199,6 +201,23 @@ class Helpers:
             conn.close()
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back in this thread (and in the processes it starts, which inherit the
+    mask) until the block ends: a Ctrl-C that lands while a helper is being started
+    reaches the main process after it, and the helper, which unblocks it only once it
+    ignores it, never (without this, a helper could die printing a KeyboardInterrupt
+    traceback from multiprocessing's start-up code)."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def process_context() -> Any:
     """The multiprocessing context of helper processes (:data:`FORK`)."""
     return multiprocessing.get_context("fork" if FORK else "spawn")
@@ -216,6 +235,8 @@ def serve(func: Callable, items: Sequence, claims: Claims, results: Connection, 
     """A helper process's life: take items from the front of ``claims`` and send what
     :func:`compute` makes of each on ``results``, until none is left."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process answers a Ctrl-C
+    if hasattr(signal, "pthread_sigmask"):  # (blocked since the fork: see Helpers)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     allocator.tune()
     threading.Thread(
         target=orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
