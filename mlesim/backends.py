@@ -53,7 +53,8 @@ def _indexed(func: Callable, i: int, item: Any) -> tuple[int, Any]:
 def stop_helpers() -> None:
     """Run multiprocessing's finalisers, as the interpreter's exit would (they release
     the semaphores of spawned helpers' shared counters), for a command that then ends
-    with ``os._exit``. The helpers themselves are stopped by their :class:`Pool`."""
+    with ``os._exit``. The helpers themselves are stopped by their :class:`Pool` (and a
+    helper whose main process is gone ends itself within a second)."""
     import sys
 
     util = sys.modules.get("multiprocessing.util")
@@ -237,8 +238,10 @@ class Pool:
                 if not waiting:
                     continue
                 if pace.answered and gone < count and not self._retired:
-                    yield from take(helpers.get())  # they are being computed
-                    continue
+                    message = helpers.get(timeout=pace.patience())  # being computed
+                    if message is not None:
+                        yield from take(message)
+                        continue  # (none in time: a helper is stuck, do its last item)
                 i = waiting[-1]
             done.add(i)
             yield pace.beside(func, i, items[i])
@@ -251,6 +254,9 @@ JUDGE_ITEMS = 5
 #: the least gain, (1 + helpers) / (the main process's slowdown beside them), for which
 #: helpers are kept
 KEEP_GAIN = 1.25
+#: at the end, the main process waits for a helper's item this many times its own slowest
+#: item (at least MIN_PATIENCE seconds) before it computes the item too
+PATIENCE, MIN_PATIENCE = 4.0, 1.0
 
 
 class Pace:
@@ -302,6 +308,13 @@ class Pace:
         if len(walls) < PROBE_ITEMS - 1 and sum(walls) < SPAWN_START / 4:
             return False
         return bool(walls) and statistics.median(walls) * left > SPAWN_START
+
+    def patience(self) -> float:
+        """Seconds to wait for a helper's item at the end before the main process
+        computes it too: :data:`PATIENCE` times its own slowest item so far, at least
+        :data:`MIN_PATIENCE` (a helper that is stuck holds nothing up for long)."""
+        walls = [wall for wall, _ in self.alone_times + self.beside_times]
+        return max(MIN_PATIENCE, PATIENCE * max(walls, default=0.0))
 
     def retire_helpers(self) -> bool:
         """True once (and from then on) the helpers are judged not to pay."""

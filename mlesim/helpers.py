@@ -114,8 +114,8 @@ class Helpers:
     ``items`` from the front of ``claims`` and computing ``func`` of each.
 
     :meth:`get` returns the next message: ``(i, True, result)``, ``(i, False,
-    exception)`` (to be raised in the main process; its cause holds the helper's
-    traceback) or ``(GONE, h, exit code)`` when helper ``h`` has ended. :meth:`close`
+    (exception, traceback text))`` (the exception is raised again in the main process,
+    the text as its cause) or ``(GONE, h, exit code)`` when helper ``h`` has ended. :meth:`close`
     stops them (a helper process still at work, on an item the main process then has
     no need of, is killed).
     """
@@ -135,26 +135,40 @@ class Helpers:
         for stream in (sys.stdout, sys.stderr):  # (a forked helper would flush them too)
             if stream is not None:
                 stream.flush()
+        self._reader = None
+        try:
+            self._start(func, items, count)
+        except BaseException:  # (a Ctrl-C, a failed fork): none of them is left behind
+            self.close()
+            raise
+        self._reader = threading.Thread(target=self._read, name="mlesim-results", daemon=True)
+        self._reader.start()
+
+    def _start(self, func: Callable, items: Sequence, count: int) -> None:
         context = process_context()
         with _sigint_blocked():  # a helper ignores Ctrl-C from its first instruction on
             for h in range(count):
                 out, into = context.Pipe(duplex=False)
                 process = context.Process(
                     target=serve,
-                    args=(func, items, claims, into, os.getpid()),
+                    args=(func, items, self.claims, into, os.getpid()),
                     name="mlesim-helper",
                     daemon=True,
                 )
-                process.start()
-                into.close()
                 self._pipes[out] = h
-                self._processes.append(process)
-        self._reader = threading.Thread(target=self._read, name="mlesim-results", daemon=True)
-        self._reader.start()
+                try:
+                    process.start()
+                    self._processes.append(process)
+                finally:
+                    into.close()
 
-    def get(self) -> tuple[int, Any, Any]:
-        """The next message (blocks until one comes)."""
-        return self._inbox.get()
+    def get(self, timeout: float | None = None) -> tuple[int, Any, Any] | None:
+        """The next message, waiting at most ``timeout`` seconds (None: until one
+        comes); None when none came in time."""
+        try:
+            return self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
     def ready(self) -> list[tuple[int, Any, Any]]:
         """The messages that have come (without waiting)."""
@@ -195,7 +209,7 @@ class Helpers:
                 process.kill()
         for process in self._processes:
             process.join(timeout=JOIN_TIMEOUT)
-        if self._reader is not None:
+        if self._reader is not None and self._reader.is_alive():
             self._reader.join(timeout=JOIN_TIMEOUT)
         for conn in self._pipes:
             conn.close()
@@ -244,11 +258,11 @@ def serve(func: Callable, items: Sequence, claims: Claims, results: Connection, 
     while (i := claims.take_front()) is not None:
         message = compute(func, items, i)
         try:
-            results.send(message)
-        except (pickle.PicklingError, TypeError, AttributeError) as err:  # the result
-            results.send((i, False, portable(err)))
+            results.send(message)  # (pickled whole before a byte is written)
         except OSError:  # the main process is gone
             return
+        except Exception as err:  # noqa: BLE001 - the result does not pickle
+            results.send((i, False, portable(err)))
 
 
 def portable(err: BaseException) -> tuple[BaseException, str]:

@@ -152,3 +152,73 @@ def test_results_are_the_same_whoever_computes_them(helpers):
         a = dict(one.imap_unordered(draw, range(200)))
         b = dict(three.imap_unordered(draw, range(200)))
     assert helpers and {i: v[0] for i, v in a.items()} == {i: v[0] for i, v in b.items()}
+
+
+def stuck_at_zero(i):
+    """Position 0 never comes back from a helper (a helper deadlocked after the fork);
+    each item is CPU work, so that the helpers are not retired."""
+    if i == 0 and os.getpid() != MAIN:
+        time.sleep(10**6)
+    end = time.thread_time() + 0.02
+    while time.thread_time() < end:
+        pass
+    return i
+
+
+def test_a_stuck_helper_beside_working_ones_holds_nothing_up(alarm):
+    """Two helpers, one stuck on its first item: the other answers, and the main
+    process, having waited a few times its slowest item, computes the stuck one too."""
+    alarm(30)
+    started = time.monotonic()
+    with Pool(runner(3)) as pool:
+        out = sorted(i for i, _ in pool.imap_unordered(stuck_at_zero, range(40)))
+    assert out == list(range(40))
+    assert time.monotonic() - started < 10
+
+
+class BadReduce:
+    def __reduce__(self):
+        raise ValueError("cannot reduce")
+
+
+def bad_result(i):
+    time.sleep(0.01)
+    return BadReduce() if os.getpid() != MAIN else i
+
+
+def test_a_result_whose_pickling_fails_otherwise_raises_too():
+    with Pool(runner()) as pool, pytest.raises(ValueError, match="cannot reduce"):
+        list(pool.imap_unordered(bad_result, range(40)))
+
+
+def test_helpers_started_before_a_failed_start_are_stopped(monkeypatch):
+    """A Ctrl-C (or a failed fork) while the second helper starts: the first one, already
+    running, is stopped with the rest, not left behind."""
+    import multiprocessing
+
+    real = helpers.process_context()
+    started = []
+
+    class Context:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def Process(self, *args, **kwargs):  # noqa: N802 - multiprocessing's name
+            process = real.Process(*args, **kwargs)
+            start = process.start
+
+            def failing_start():
+                if started:
+                    raise KeyboardInterrupt
+                started.append(process)
+                start()
+
+            process.start = failing_start
+            return process
+
+    monkeypatch.setattr(helpers, "process_context", Context)
+    monkeypatch.setattr(backends, "process_context", Context)
+    with pytest.raises(KeyboardInterrupt), Pool(runner(3)) as pool:
+        list(pool.imap_unordered(pid_after, [0.01] * 40))
+    assert started and not started[0].is_alive()
+    assert not [p for p in multiprocessing.active_children() if p.name == "mlesim-helper"]
