@@ -188,6 +188,7 @@ class Pool:
             last -= 1
         if last < 0:
             return
+        count = pace.count = min(count, last)  # (no more helpers than items for them)
         claims = Claims(last, None if threads else process_context())
         self._helpers = Helpers(func, items, claims, count, threads)
         try:

@@ -24,6 +24,7 @@ main process killed with ``kill -9``), checked once a second by a watchdog threa
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import pickle
@@ -251,6 +252,7 @@ def serve(func: Callable, items: Sequence, claims: Claims, results: Connection, 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process answers a Ctrl-C
     if hasattr(signal, "pthread_sigmask"):  # (blocked since the fork: see Helpers)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    die_with_parent(parent)
     allocator.tune()
     threading.Thread(
         target=orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
@@ -281,6 +283,30 @@ class HelperTraceback(Exception):
 
     def __str__(self) -> str:
         return "\n\nin a helper:\n" + str(self.args[0])
+
+
+#: prctl(2) option: the signal this process gets when its parent dies (Linux)
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> bool:
+    """Ask the kernel to kill this helper the moment the process that started it
+    (``parent``) dies — Linux's ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; False elsewhere,
+    where :func:`orphan_watch` alone ends it within :data:`PARENT_POLL` seconds. A forked
+    helper shares the main process's descriptors, the run directory's lock
+    (:mod:`mlesim.lock`) among them: after a ``kill -9`` of the run it must not hold the
+    lock for that second, or a resume started at once would be refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return False
+    if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:  # pragma: no cover
+        return False
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+    return True
 
 
 def orphan_watch(parent: int) -> None:

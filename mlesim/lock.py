@@ -26,7 +26,9 @@ Every call opens its own file, and flocks on separate opens exclude each other e
 one process: a second :func:`run_lock` on the same directory, from another thread of
 the same process too, is refused. There is no module state. The descriptor is
 close-on-exec, so programs the run starts do not inherit the lock; a child made by a
-bare ``fork`` (multiprocessing's "fork" start method) shares it until it exits.
+bare ``fork`` (multiprocessing's "fork" start method) shares it until it exits — mlesim's
+forked helpers (:mod:`mlesim.helpers`) are killed by the kernel the moment the main
+process dies, so a ``kill -9`` of a run releases the lock at once.
 
 Platforms and file systems
 --------------------------

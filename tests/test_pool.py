@@ -154,3 +154,21 @@ def test_spawned_helpers_start_after_a_probe_of_a_few_items():
     assert not pace.worth_helpers(10**6)  # nothing timed yet
     pace.alone_times = [(0.1, 0.1)] * (backends.PROBE_ITEMS - 1)
     assert pace.worth_helpers(100) and not pace.worth_helpers(10)
+
+
+def test_no_more_helpers_are_started_than_there_are_items_for_them(monkeypatch):
+    """With many cores and a few chunks, the main process starts one helper per chunk
+    it leaves to them, not one per core."""
+    from mlesim import helpers
+
+    counts = []
+    real = helpers.Helpers.__init__
+
+    def counted(self, func, items, claims, count, threads):
+        counts.append(count)
+        real(self, func, items, claims, count, threads)
+
+    monkeypatch.setattr(helpers.Helpers, "__init__", counted)
+    with Pool(runner(16, "loky")) as pool:
+        out = sorted(i for i, _ in pool.imap_unordered(where, [0.05] * 4))
+    assert out == [0, 1, 2, 3] and counts == [3]

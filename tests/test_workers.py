@@ -52,6 +52,21 @@ def describe(procs: list[psutil.Process]) -> list[str]:
     return out
 
 
+def lock_free_within(run_dir: Path, seconds: float) -> bool:
+    """Whether the run directory's lock can be taken within ``seconds``."""
+    from mlesim.lock import RunDirInUse, run_lock
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with run_lock(run_dir):
+                return True
+        except RunDirInUse:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
+
 def test_workers_die_when_the_run_is_killed(tmp_path: Path):
     run_dir = tmp_path / "run"
     err = tmp_path / "stderr.txt"
@@ -81,6 +96,9 @@ def test_workers_die_when_the_run_is_killed(tmp_path: Path):
         os.kill(main.pid, signal.SIGKILL)
         main.wait(timeout=10)
         killed = time.monotonic()
+        # the forked helpers share the run directory's lock: they die with the main
+        # process (the kernel kills them), so a resume started at once is not refused
+        assert lock_free_within(run_dir, 0.5), describe(alive(descendants))
         while alive(descendants) and time.monotonic() - killed < 30:
             time.sleep(0.2)
         left = alive(descendants)
