@@ -180,7 +180,9 @@ class Pool:
         threads = self.runner["backend"] == "threading"
         if not threads and not FORK:
             sendable(func, items[0])  # the same answer for a small study and a large one
-        pace = Pace(count)
+        # processes: is the main process waiting for a core? (its own threads' GIL
+        # turns do not count); threads: is the main thread waiting for the GIL?
+        pace = Pace(count, time.thread_time if threads else time.process_time)
         last, started = len(items) - 1, time.perf_counter()
         spawned = not threads and not FORK
         while last >= 0 and (self._retired or (spawned and not pace.worth_helpers(last + 1))):
@@ -266,14 +268,19 @@ class Pace:
 
     The gain of helpers is (1 + count) / slowdown, where the slowdown is how much
     longer the main process waits per second of its own CPU time beside the helpers
-    than alone (wall time over the main thread's CPU time, summed over its items; alone,
-    where no item was timed alone, it waits for nothing): about 1 on free cores (a gain
-    of 1 + count), about 1 + count where all share one core, whatever each item costs.
+    than alone (wall time over ``cpu`` time, summed over its items; alone, where no item
+    was timed alone, it waits for nothing): about 1 on free cores (a gain of 1 + count),
+    about 1 + count where all share one core, whatever each item costs. ``cpu`` is the
+    process's CPU clock for helper processes (the question is whether the main process
+    has a core: its own threads — the chunk writer, the results reader — taking turns
+    with the GIL do not count) and the main thread's for helper threads (whether the
+    GIL lets it run).
     The first item is not timed (it pays for the study's first imports).
     """
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, cpu: Callable[[], float] = time.process_time):
         self.count = count
+        self.cpu = cpu  # the CPU clock the waiting is judged by
         self.alone_times: list[tuple[float, float]] = []  # (wall, CPU) seconds per item
         self.beside_times: list[tuple[float, float]] = []
         self.first = True
@@ -295,10 +302,10 @@ class Pace:
         return self._timed(self.beside_times if self.answered else [], func, i, item)
 
     def _timed(self, times: list, func: Callable, i: int, item: Any) -> tuple[int, Any]:
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu = time.perf_counter(), self.cpu()
         out = _indexed(func, i, item)
         if not self.first:
-            times.append((time.perf_counter() - wall, time.thread_time() - cpu))
+            times.append((time.perf_counter() - wall, self.cpu() - cpu))
         self.first = False
         return out
 
