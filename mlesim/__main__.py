@@ -376,7 +376,7 @@ def command() -> NoReturn:
     :func:`main`, then an exit that skips the interpreter's teardown of every module and
     object, which takes 0.2–1 s after a run that imported pandas and matplotlib.
     Everything is written by then (atomic files), the helpers are stopped (by the run's
-    pool), multiprocessing's finalisers run (:func:`mlesim.backends.stop_helpers`), and
+    pool), multiprocessing's finalisers run (:func:`mlesim.backends.run_finalisers`), and
     the log and the streams are flushed and closed here."""
     from mlesim.allocator import tune
     from mlesim.blas import one_thread
@@ -391,9 +391,9 @@ def command() -> NoReturn:
         if not isinstance(stop.code, int | None):
             print(stop.code, file=sys.stderr)
     if "mlesim.backends" in sys.modules:
-        from mlesim.backends import stop_helpers
+        from mlesim.backends import run_finalisers
 
-        stop_helpers()
+        run_finalisers()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

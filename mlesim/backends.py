@@ -11,10 +11,10 @@ backend never changes the answer.
 ``runner.backend=loky`` shares the chunks between the main process and helper
 processes, ``threading`` with helper threads (:mod:`mlesim.helpers`: forked processes on
 Linux, which start in milliseconds; spawned ones elsewhere). Helper processes die with
-the run (a watchdog in each), only the main process saves chunks (a killed helper loses
-no saved result; a resumed run recomputes whatever it had in hand), and what a chunk
-computes is unchanged. Nothing is started in the main process with ``sequential`` or
-``n_jobs=1``.
+the run (killed by the kernel with it on Linux, ended by a watchdog elsewhere), only the
+main process saves chunks (a killed helper loses no saved result; a resumed run
+recomputes whatever it had in hand), and what a chunk computes is unchanged. Nothing is
+started in the main process with ``sequential`` or ``n_jobs=1``.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ def _indexed(func: Callable, i: int, item: Any) -> tuple[int, Any]:
     return i, func(item)
 
 
-def stop_helpers() -> None:
+def run_finalisers() -> None:
     """Run multiprocessing's finalisers, as the interpreter's exit would (they release
     the semaphores of spawned helpers' shared counters), for a command that then ends
     with ``os._exit``. The helpers themselves are stopped by their :class:`Pool` (and a
-    helper whose main process is gone ends itself within a second)."""
+    helper whose main process is gone ends with it)."""
     import sys
 
     util = sys.modules.get("multiprocessing.util")
@@ -110,9 +110,10 @@ class Pool:
     k − 1 helpers (:mod:`mlesim.helpers`: processes, or threads) each take the next one
     from the front as soon as they are free (see :meth:`_shared` for when helpers
     start and are retired); when the list runs out, the main process waits for the
-    helpers' last items, or computes those itself when no helper has answered yet (one
-    that is stuck or failed to start): whichever copy comes first is used, since a
-    chunk's result does not depend on who computes it. Helpers serve one
+    helpers' last items, or computes those itself when no helper has answered yet or an
+    answer is overdue (:meth:`Pace.patience`: a helper that is stuck or failed to
+    start): whichever copy comes first is used, since a chunk's result does not depend
+    on who computes it. Helpers serve one
     :meth:`imap_unordered` call and are stopped at its end. A dask cluster is started
     on the first :meth:`imap_unordered` call, not before, so a fully resumed run starts
     none; :meth:`close` (or leaving the ``with`` block) shuts down whatever was started.

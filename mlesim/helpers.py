@@ -116,9 +116,9 @@ class Helpers:
 
     :meth:`get` returns the next message: ``(i, True, result)``, ``(i, False,
     (exception, traceback text))`` (the exception is raised again in the main process,
-    the text as its cause) or ``(GONE, h, exit code)`` when helper ``h`` has ended. :meth:`close`
-    stops them (a helper process still at work, on an item the main process then has
-    no need of, is killed).
+    the text as its cause) or ``(GONE, h, exit code)`` when helper ``h`` has ended.
+    :meth:`close` stops them (a helper process still at work, on an item the main
+    process then has no need of, is killed).
     """
 
     def __init__(self, func: Callable, items: Sequence, claims: Claims, count: int, threads: bool):
@@ -126,17 +126,16 @@ class Helpers:
         self.claims = claims
         self._processes: list[Any] = []
         self._pipes: dict[Connection, int] = {}
+        self._reader: threading.Thread | None = None
         if threads:
             for h in range(count):
                 threading.Thread(
                     target=self._thread, args=(h, func, items), name="mlesim", daemon=True
                 ).start()
-            self._reader = None
             return
         for stream in (sys.stdout, sys.stderr):  # (a forked helper would flush them too)
             if stream is not None:
                 stream.flush()
-        self._reader = None
         try:
             self._start(func, items, count)
         except BaseException:  # (a Ctrl-C, a failed fork): none of them is left behind
@@ -252,11 +251,11 @@ def serve(func: Callable, items: Sequence, claims: Claims, results: Connection, 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process answers a Ctrl-C
     if hasattr(signal, "pthread_sigmask"):  # (blocked since the fork: see Helpers)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    die_with_parent(parent)
+    if not die_with_parent(parent):  # (elsewhere than Linux: a watchdog instead)
+        threading.Thread(
+            target=orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
+        ).start()
     allocator.tune()
-    threading.Thread(
-        target=orphan_watch, args=(parent,), name="mlesim-parent-watch", daemon=True
-    ).start()
     while (i := claims.take_front()) is not None:
         message = compute(func, items, i)
         try:
