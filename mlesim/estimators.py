@@ -37,6 +37,7 @@ from mlesim.plugins import (
 )
 from mlesim.priors import check_prior, map_estimate
 from mlesim.standard_errors import at_boundary, information_se, observed_se, sandwich_se
+from mlesim.sufficient import mean_ss
 
 #: the ``se`` option of the MLE
 SE_METHODS = ("expected", "observed", "sandwich")
@@ -300,7 +301,7 @@ class UnbiasedVariance(Estimator):
     def _fit(self, x):
         n = x.shape[1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            s2 = x.var(axis=1, ddof=1) if n > 1 else np.full(x.shape[0], np.nan)
+            s2 = mean_ss(x)[1] / (n - 1) if n > 1 else np.full(x.shape[0], np.nan)
             se = np.sqrt(2.0 * s2**2 / (n - 1)) if n > 1 else np.full(x.shape[0], np.nan)
         return s2[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
 
@@ -332,9 +333,10 @@ class Mean(Estimator):
 
     def _fit(self, x):
         n = x.shape[1]
+        xbar, ss = mean_ss(x)
         with np.errstate(invalid="ignore", divide="ignore"):
-            se = x.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(x.shape[0], np.nan)
-        return x.mean(axis=1)[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
+            se = np.sqrt(ss / (n - 1)) / np.sqrt(n) if n > 1 else np.full(x.shape[0], np.nan)
+        return xbar[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
 
 
 #: the ``se`` option of the median

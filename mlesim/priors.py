@@ -54,10 +54,10 @@ from mlesim import optimize
 from mlesim.errors import ConfigError
 from mlesim.families import Family
 from mlesim.families.base import estimable, fixed_mask, from_free, to_free
-from mlesim.families.closed_form import row_mean
 from mlesim.families.smooth import SmoothFamily, subset, transform_derivs
 from mlesim.lazy import lazy_module
 from mlesim.standard_errors import at_boundary, pinned_se, stand_in
+from mlesim.sufficient import mean_ss
 
 st = lazy_module("scipy.stats")
 
@@ -324,8 +324,7 @@ def _normal_map(
     False where the cap was reached before the change fell below 1e-13 relative.
     """
     r, n = x.shape
-    xbar = row_mean(x)
-    ss = ((x - xbar[:, None]) ** 2).sum(axis=1)
+    xbar, ss = mean_ss(x)
     pm, pv = prior.get("mu"), prior.get("sigma2")
 
     def mu_given(s2):

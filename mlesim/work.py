@@ -14,6 +14,7 @@ import numpy as np
 
 from mlesim.failures import fit_safely
 from mlesim.plugins import add_search_path, adopt
+from mlesim.sufficient import freeze, shared_statistics
 
 if TYPE_CHECKING:
     from mlesim.chunks import Task
@@ -41,11 +42,14 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
     replicate): ``fail_est``, ``fail_row`` (row within the chunk), ``fail_reason``.
     """
     scen, data = chunk_data(task)
+    freeze(data)  # estimators share the chunk's statistics (mlesim.sufficient)
     rows = task.stop - task.start
     reps = np.arange(task.start, task.stop, dtype=np.int64)
     parts, fails = [], []
-    for e, est in enumerate(scen.estimators()):
-        values, ses, ok, reason = fit_safely(est, data)
+    estimators = scen.estimators()
+    with shared_statistics():
+        fits = [fit_safely(est, data) for est in estimators]
+    for e, (est, (values, ses, ok, reason)) in enumerate(zip(estimators, fits, strict=True)):
         bad = np.flatnonzero(~ok)
         fails.append((np.full(bad.size, e, np.int16), bad, reason[bad]))
         for j, name in enumerate(est.param_names_):

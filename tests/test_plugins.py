@@ -51,6 +51,10 @@ def one_at_a_time(x, cut=1.0):
 def always_wrong(x):
     return np.ones(3)
 
+def sorts_in_place(x):
+    x.sort(axis=-1)  # changes what it was given (a chunk, or one data set)
+    return x[..., 0]
+
 def fields(data):
     return (data["x"] * data["w"]).sum(axis=1) / data["w"].sum(axis=1)
 
@@ -128,6 +132,20 @@ def test_per_replicate_failures_are_per_replicate(where):
     np.testing.assert_allclose(values[ok, 0], [1.0, 0.7])
     assert reason[1] == "raised ValueError: first value too large"
     assert reason[2].startswith("returned the estimate has shape (2,)")
+
+
+@pytest.mark.parametrize("vectorized", [True, False])
+def test_a_plugin_may_change_its_read_only_data(where, vectorized):
+    """The engine hands estimators a chunk's data read-only (mlesim.sufficient); a
+    user's function gets its own copy, so sorting it in place works and the chunk the
+    other estimators see is unchanged."""
+    x = X[::-1].copy()
+    x.flags.writeable = False
+    spec = {"_target_": "sorts_in_place", "params": ["mu"], "vectorized": vectorized}
+    values, se, ok, reason = fit_safely(build(where, spec), x)
+    assert ok.all()
+    np.testing.assert_array_equal(values[:, 0], x.min(axis=1))
+    np.testing.assert_array_equal(x, X[::-1])
 
 
 @pytest.mark.parametrize(("target", "vectorized"), [("wrong", True), ("always_wrong", False)])

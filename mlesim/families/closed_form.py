@@ -12,6 +12,7 @@ import numpy as np
 
 from mlesim.families.base import Domain, Family, FitResult, fill_fixed
 from mlesim.lazy import lazy_module
+from mlesim.sufficient import mean_ss
 
 sc = lazy_module("scipy.special")
 st = lazy_module("scipy.stats")
@@ -20,12 +21,6 @@ st = lazy_module("scipy.stats")
 def _done(theta: np.ndarray) -> FitResult:
     r = theta.shape[0]
     return FitResult(theta, np.all(np.isfinite(theta), axis=1), np.zeros(r, dtype=int))
-
-
-def row_mean(x: np.ndarray) -> np.ndarray:
-    """Mean of each row of ``x`` (R, n), exactly the value for a constant row (``mean``
-    may be 1 ulp off, which would leave Σ(x − x̄)² a tiny positive number instead of 0)."""
-    return np.where(x.max(axis=1) == x.min(axis=1), x[:, 0], x.mean(axis=1))
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -243,25 +238,29 @@ class Normal(Family):
             return np.stack([r / s2, (r**2 - s2) / (2.0 * s2**2)], axis=-1)
 
     def hessian(self, x, theta):
-        """[[−n/σ², −Σ(x − μ)/σ⁴], [·, n/(2σ⁴) − Σ(x − μ)²/σ⁶]], (R, 2, 2)."""
+        """[[−n/σ², −Σ(x − μ)/σ⁴], [·, n/(2σ⁴) − Σ(x − μ)²/σ⁶]], (R, 2, 2), from each
+        row's x̄ and SS (:func:`mlesim.sufficient.mean_ss`): Σ(x − μ) = n (x̄ − μ) and
+        Σ(x − μ)² = SS + n (x̄ − μ)²."""
         theta = np.broadcast_to(np.asarray(theta, dtype=float), (x.shape[0], 2))
         mu, s2 = theta[:, 0], theta[:, 1]
         n = x.shape[1]
-        r = x - mu[:, None]
+        xbar, ss = mean_ss(x)
         h = np.empty((x.shape[0], 2, 2))
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            shift = xbar - mu
             h[:, 0, 0] = -n / s2
-            h[:, 0, 1] = h[:, 1, 0] = -r.sum(axis=1) / s2**2
-            h[:, 1, 1] = n / (2.0 * s2**2) - (r**2).sum(axis=1) / s2**3
+            h[:, 0, 1] = h[:, 1, 0] = -n * shift / s2**2
+            h[:, 1, 1] = n / (2.0 * s2**2) - (ss + n * shift**2) / s2**3
         return h
 
     def mle(self, x, fixed=None):
         fixed = _check_fixed(self, fixed, self.params)
         if "mu" in fixed:
             mu = np.full(x.shape[0], fixed["mu"])
+            s2 = ((x - mu[:, None]) ** 2).mean(axis=1)
         else:
-            mu = row_mean(x)
-        s2 = ((x - mu[:, None]) ** 2).mean(axis=1)
+            mu, ss = mean_ss(x)
+            s2 = ss / x.shape[1]
         theta = fill_fixed(self, np.column_stack([mu, s2]), fixed)
         return _done(theta)
 
