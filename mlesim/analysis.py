@@ -100,17 +100,21 @@ def cell_rows(table: pd.DataFrame, cell: dict) -> pd.DataFrame:
 
 
 def attach_targets(
-    replicates: pd.DataFrame, summary: pd.DataFrame, keys: Sequence[Hashable]
+    replicates: pd.DataFrame,
+    summary: pd.DataFrame,
+    keys: Sequence[Hashable],
+    groups: tuple[np.ndarray, int] | None = None,
 ) -> pd.DataFrame:
     """The replicates with their cell's ``true_value`` and ``crlb`` from ``summary``.
 
     ``keys`` are the factor columns (``n`` and design factors); rows are matched on
-    keys + ``estimator`` + ``param``. Each row's group is numbered once (``ngroup``)
-    and only the small table of groups is merged with ``summary``, so the replicates
-    are never merged or copied row-wise (pandas' copy-on-write shares their columns).
+    keys + ``estimator`` + ``param``. Each row's group is numbered once (``groups``,
+    :func:`~mlesim.metrics.group_ids` over those columns, computed if None) and only
+    the small table of groups is merged with ``summary``, so the replicates are never
+    merged or copied row-wise (pandas' copy-on-write shares their columns).
     """
     on = [*keys, "estimator", "param"]
-    gid, _ = group_ids(replicates, on)
+    gid, _ = group_ids(replicates, on) if groups is None else groups
     _, first = np.unique(gid, return_index=True)
     heads = replicates[on].iloc[first].reset_index(drop=True)
     heads = heads.astype({k: object for k in on if isinstance(heads[k].dtype, pd.CategoricalDtype)})

@@ -73,6 +73,61 @@ def _factor_columns(conds: list[Condition], rows: np.ndarray) -> dict[str, np.nd
     return {name: np.repeat(np.asarray([c.factors[name] for c in conds]), rows) for name in names}
 
 
+class Assembly:
+    """The replicates and failures tables of ``tasks``, filled one chunk at a time as
+    results arrive, in any order: the columns are allocated once, up front, and each
+    chunk is written into its rows and then let go (:meth:`add`), so a run holds its
+    results once (:func:`mlesim.engine.run_study` adds each as it is computed).
+    """
+
+    def __init__(self, spec: StudySpec, tasks: list[Task]):
+        self.labels = list(spec["estimators"])
+        self.params: list[str] = []
+        self.cells, self.conds, self.total = _layout(tasks, self.params)
+        self.columns = (
+            np.empty(self.total, np.int16),  # estimator code
+            np.empty(self.total, np.int16),  # parameter code
+            np.empty(self.total, np.int64),  # replicate
+            np.empty(self.total),  # estimate
+            np.empty(self.total),  # se
+            np.empty(self.total, bool),  # converged
+        )
+        self.filled = 0
+        self.fails: list[tuple] = []
+        self.added: set[tuple[int, int]] = set()
+
+    def add(self, task: Task, res: dict[str, np.ndarray]) -> None:
+        """Write ``task``'s result (the arrays of :func:`mlesim.work.run_task`) into its
+        rows; a chunk added again is ignored."""
+        ident = (task.key, task.chunk)
+        if ident in self.added:
+            return
+        self.added.add(ident)
+        self.filled += _place(self.cells[task.condition.index], task, res, self.columns)
+        if res["fail_est"].size:
+            self.fails.append((task, res["fail_est"], res["fail_row"], res["fail_reason"]))
+
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The replicates and failures tables (see :func:`collect`), once every chunk
+        is in; ValueError otherwise."""
+        if self.filled != self.total:
+            raise ValueError(f"the chunks filled {self.filled} of {self.total} rows of the table")
+        est, par, rep, value, se, conv = self.columns
+        cells = self.cells
+        rows = np.array([cells[c.index].reps * int(cells[c.index].k.sum()) for c in self.conds])
+        table = _factor_columns(self.conds, rows)
+        table.update(
+            estimator=pd.Categorical.from_codes(est, categories=self.labels),
+            replicate=rep,
+            param=pd.Categorical.from_codes(par, categories=self.params),
+            estimate=value,
+            se=se,
+            converged=conv,
+        )
+        replicates = pd.DataFrame(table, copy=False)
+        return replicates, _failures_table(self.conds, self.labels, self.fails)
+
+
 def collect(
     spec: StudySpec, tasks: list[Task], results: Iterable[dict]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -91,41 +146,57 @@ def collect(
     failures : design factors, then FAILURE_COLUMNS, one row per failed fit, sorted
         the same way
     """
-    labels = list(spec["estimators"])
-    params: list[str] = []
-    cells, conds, total = _layout(tasks, params)
-    est = np.empty(total, np.int16)
-    par = np.empty(total, np.int16)
-    rep = np.empty(total, np.int64)
-    value, se = np.empty(total), np.empty(total)
-    conv = np.empty(total, bool)
-    filled = 0
-    fails = []
+    assembly = Assembly(spec, tasks)
     for task, res in zip(tasks, results, strict=True):
-        cell = cells[task.condition.index]
+        assembly.add(task, res)
+    return assembly.tables()
+
+
+def _place(cell: _Cell, task: Task, res: dict, columns: tuple) -> int:
+    """Write one chunk's result into the table's ``columns`` (est, param, replicate,
+    estimate, se, converged); returns the rows written.
+
+    A chunk of :func:`mlesim.work.run_task` is a run of its replicates ``start..stop``
+    for each estimator and parameter in turn, and each run lands on a strided slice of
+    the table (every k[e]-th row of the estimator's block); anything else is scattered
+    row by row."""
+    est, par, rep, value, se, conv = columns
+    rows = task.stop - task.start
+    runs = _runs(res, task.start, rows)
+    if runs is None:
         e = res["est"].astype(np.intp)
         j = res["param"].astype(np.intp)
         pos = cell.offset + cell.reps * cell.before[e] + res["replicate"] * cell.k[e]
         pos += cell.jpos[e, j]
         est[pos], par[pos], rep[pos] = e, cell.pcode[j], res["replicate"]
         value[pos], se[pos], conv[pos] = res["estimate"], res["se"], res["converged"]
-        filled += pos.size
-        if res["fail_est"].size:
-            fails.append((task, res["fail_est"], res["fail_row"], res["fail_reason"]))
-    if filled != total:
-        raise ValueError(f"the chunks filled {filled} of {total} rows of the table")
-    rows = np.array([cells[c.index].reps * int(cells[c.index].k.sum()) for c in conds])
-    table = _factor_columns(conds, rows)
-    table.update(
-        estimator=pd.Categorical.from_codes(est, categories=labels),
-        replicate=rep,
-        param=pd.Categorical.from_codes(par, categories=params),
-        estimate=value,
-        se=se,
-        converged=conv,
-    )
-    replicates = pd.DataFrame(table, copy=False)
-    return replicates, _failures_table(conds, labels, fails)
+        return pos.size
+    reps = res["replicate"][:rows]
+    for b, (e, j) in enumerate(runs):
+        k = int(cell.k[e])
+        first = cell.offset + cell.reps * int(cell.before[e]) + task.start * k
+        at = slice(first + int(cell.jpos[e, j]), first + rows * k, k)
+        part = slice(b * rows, (b + 1) * rows)
+        est[at], par[at], rep[at] = e, cell.pcode[j], reps
+        value[at], se[at], conv[at] = res["estimate"][part], res["se"][part], res["converged"][part]
+    return rows * len(runs)
+
+
+def _runs(res: dict, start: int, rows: int) -> list[tuple[int, int]] | None:
+    """The (estimator, parameter) of each run when ``res`` is runs of ``rows`` entries,
+    each one (estimator, parameter) over replicates ``start, …, start + rows − 1``;
+    else None."""
+    size = res["est"].size
+    if rows == 0 or size % rows:
+        return None
+    est, par = res["est"].reshape(-1, rows), res["param"].reshape(-1, rows)
+    reps = res["replicate"].reshape(-1, rows)
+    if not ((est == est[:, :1]).all() and (par == par[:, :1]).all()):
+        return None
+    first = reps[0]
+    if first[0] != start or not (np.diff(first) == 1).all() or not (reps == first).all():
+        return None
+    return [(int(e), int(j)) for e, j in zip(est[:, 0], par[:, 0], strict=True)]
 
 
 def _failures_table(conds: list[Condition], labels: list[str], fails: list) -> pd.DataFrame:

@@ -45,6 +45,7 @@ from mlesim.storage import atomic_write
 
 if TYPE_CHECKING:
     from mlesim.chunks import Task
+    from mlesim.config import Condition
 
 log = logging.getLogger("mlesim")
 
@@ -112,7 +113,19 @@ def mlesim_version() -> str:
 def fingerprint(task: Task, versions: bool = True) -> str:
     """SHA-256 (hex) of everything that determines the content of ``task``'s chunk;
     ``versions=False`` leaves out the mlesim, numpy and scipy versions (the configuration
-    alone, which :func:`mlesim.replay.replay` checks)."""
+    alone, which :func:`mlesim.replay.replay` checks).
+
+    The hash is of the JSON (sorted keys) of: the format, the versions, the condition's
+    configuration less :data:`IGNORED_KEYS`, its factors, the seed, the condition key,
+    the chunk index and bounds, the model's parameter order and the source digest of
+    every plugin module the configuration names."""
+    return _chunk_hash(task, condition_json(task, versions))
+
+
+def condition_json(task: Task, versions: bool = True) -> str:
+    """The part of :func:`fingerprint`'s JSON shared by every chunk of ``task``'s
+    condition: the sorted-keys JSON object without the chunk's index and bounds, less
+    its braces (a store computes it once per condition)."""
     config = {k: v for k, v in task.condition.config.items() if k not in IGNORED_KEYS}
     content: dict = {"format": FORMAT}
     if versions:  # a different version may change the streams or the fits
@@ -122,9 +135,6 @@ def fingerprint(task: Task, versions: bool = True) -> str:
         "factors": task.condition.factors,
         "seed": task.seed,
         "condition_key": task.key,
-        "chunk": task.chunk,
-        "start": task.start,
-        "stop": task.stop,
     }
     scen = task.condition.scenario
     if scen is not None:  # the parameters' order (an estimand mapping's keys) sets columns
@@ -133,7 +143,14 @@ def fingerprint(task: Task, versions: bool = True) -> str:
     if plugins:  # an edited plugin module makes its chunks stale
         path = scen.search_path if scen is not None else None
         content["plugins"] = {t: source_digest(t, path) for t in plugins}
-    canon = json.dumps(content, sort_keys=True, default=repr)
+    return json.dumps(content, sort_keys=True, default=repr)[1:-1]
+
+
+def _chunk_hash(task: Task, shared: str) -> str:
+    """SHA-256 of ``json.dumps(content, sort_keys=True)`` with the chunk's own keys put
+    in their sorted places: "chunk" sorts before every shared key, "start" and "stop"
+    after them."""
+    canon = f'{{"chunk": {task.chunk}, {shared}, "start": {task.start}, "stop": {task.stop}}}'
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -159,9 +176,18 @@ class ChunkStore:
         self._fresh: set[tuple[int, int]] = set()
         self._writer: ThreadPoolExecutor | None = None  # writes the files, in order
         self._writing: list[Future] = []
+        self._shared: dict[tuple[int, bool], tuple[Condition, str]] = {}  # condition_json
         if self.root is not None and self.root.is_dir():
             for tmp in self.root.glob(".*.tmp"):  # left by a killed writer
                 tmp.unlink(missing_ok=True)
+
+    def fingerprint(self, task: Task, versions: bool = True) -> str:
+        """:func:`fingerprint` of ``task``, its condition's part computed once."""
+        key = (id(task.condition), versions)
+        hit = self._shared.get(key)
+        if hit is None or hit[0] is not task.condition:  # (holding it keeps the id unique)
+            hit = self._shared[key] = (task.condition, condition_json(task, versions))
+        return _chunk_hash(task, hit[1])
 
     def path(self, task: Task) -> Path | None:
         """Where ``task``'s chunk is stored (None in memory)."""
@@ -181,29 +207,32 @@ class ChunkStore:
         """The tasks whose chunk must still be computed, in the given order."""
         return [t for t in tasks if not self.done(t)]
 
-    def save(self, task: Task, result: dict[str, np.ndarray]) -> None:
+    def save(self, task: Task, result: dict[str, np.ndarray], keep: bool = True) -> None:
         """Store ``result`` (the arrays of :data:`RESULT_KEYS`) for ``task``: at once for
         this store, in its file once the store's writer thread has written it
-        (:meth:`flush` waits for that)."""
-        fp = fingerprint(task)
+        (:meth:`flush` waits for that). ``keep=False``: a store with a run directory
+        does not also keep the result in memory (the caller has it; :meth:`load`
+        reads the file)."""
+        fp = self.fingerprint(task)
         ident = (task.key, task.chunk)
         self._fresh.add(ident)
         if self.root is None:
             self._memory[ident] = (fp, result)
             return
-        rows, fails = _pack(result, ROW_FIELDS), _pack(result, FAIL_FIELDS)
-        if self._kept + rows.nbytes + fails.nbytes <= KEEP_BYTES:
+        size = sum(result[name].nbytes for name in RESULT_KEYS)
+        if keep and self._kept + size <= KEEP_BYTES:
             self._memory[ident] = (fp, result)
-            self._kept += rows.nbytes + fails.nbytes
+            self._kept += size
+        config_fp = self.fingerprint(task, versions=False)
 
-        def _write(tmp: str) -> None:
+        def _write(tmp: str) -> None:  # (in the writer thread: packing copies every row)
             with open(tmp, "wb") as fh:
                 np.savez(
                     fh,
                     fingerprint=np.asarray(fp),
-                    config_fingerprint=np.asarray(fingerprint(task, versions=False)),
-                    rows=rows,
-                    fails=fails,
+                    config_fingerprint=np.asarray(config_fp),
+                    rows=_pack(result, ROW_FIELDS),
+                    fails=_pack(result, FAIL_FIELDS),
                 )
 
         if self._writer is None:
@@ -235,11 +264,11 @@ class ChunkStore:
             return "missing"
         try:
             with np.load(path, allow_pickle=False) as data:
-                if str(data["fingerprint"]) == fingerprint(task):
+                if str(data["fingerprint"]) == self.fingerprint(task):
                     return "same"
                 if "config_fingerprint" not in data.files:
                     return "unknown"
-                same = str(data["config_fingerprint"]) == fingerprint(task, versions=False)
+                same = str(data["config_fingerprint"]) == self.fingerprint(task, versions=False)
                 return "version" if same else "other"
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return "unknown"
@@ -262,7 +291,7 @@ class ChunkStore:
         ident = (task.key, task.chunk)
         if self.root is not None and ident not in self._memory and not self.path(task).is_file():
             return None  # (before the fingerprint, which costs more than a stat)
-        expected = fingerprint(task)
+        expected = self.fingerprint(task)
         if ident in self._memory or self.root is None:
             fp, result = self._memory.get(ident, (None, None))
             return result if fp == expected else None

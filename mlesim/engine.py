@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mlesim.assembly import REPLICATE_COLUMNS, assemble, collect
+from mlesim.assembly import REPLICATE_COLUMNS, Assembly, assemble, collect
 from mlesim.backends import Pool
 from mlesim.checkpoint import ChunkStore
 from mlesim.chunks import (
@@ -65,18 +65,28 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ execution
-def compute(tasks: list[Task], store: ChunkStore, pool: Pool, bar: Progress | None = None) -> int:
+def compute(
+    tasks: list[Task],
+    store: ChunkStore,
+    pool: Pool,
+    bar: Progress | None = None,
+    assembly: Assembly | None = None,
+) -> int:
     """Run the tasks that ``store`` does not hold yet and save each as it finishes.
 
     Returns the number of chunks computed (the rest were resumed). ``bar``
     (:func:`progress_bar`) grows by ``tasks`` and counts the resumed chunks as done.
+    With an ``assembly``, each result also goes into its tables at once (and the store
+    need not keep it in memory).
     """
     todo = store.pending(tasks)
     if bar is not None:
         bar.add(tasks, todo)
     try:
         for i, result in pool.imap_unordered(run_task, todo):
-            store.save(todo[i], result)
+            store.save(todo[i], result, keep=assembly is None)
+            if assembly is not None:
+                assembly.add(todo[i], result)
             if bar is not None:
                 bar.done(todo[i])
             raise_if_requested()  # a Ctrl-C that landed in a finaliser is honoured here
@@ -239,17 +249,22 @@ def run_study(
     computed = 0
     report = None
     with Pool(spec["runner"]) as pool, progress_bar(progress) as bar:
+        if spec["replications"] == "auto":  # planned round by round: assembled at the end
 
-        def run(tasks: list[Task]) -> None:
-            nonlocal computed
-            computed += compute(tasks, store, pool, bar)
+            def run(tasks: list[Task]) -> None:
+                nonlocal computed
+                computed += compute(tasks, store, pool, bar)
 
-        if spec["replications"] == "auto":
             tasks, report = sequential(spec, store, run)
-        else:
+            replicates, failures = collect(spec, tasks, store.results(tasks))
+        else:  # each chunk goes into the tables as it arrives, resumed ones after
             tasks = plan(spec)
-            run(tasks)
-    replicates, failures = collect(spec, tasks, store.results(tasks))
+            assembly = Assembly(spec, tasks)
+            computed = compute(tasks, store, pool, bar, assembly)
+            for task in tasks:
+                if (task.key, task.chunk) not in assembly.added:
+                    assembly.add(task, store.load(task))
+            replicates, failures = assembly.tables()
     return Simulation(replicates, failures, len(tasks), len(tasks) - computed, report)
 
 

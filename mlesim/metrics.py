@@ -734,13 +734,16 @@ def _present(codes: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     return (np.cumsum(seen) - 1)[codes], int(seen.sum())
 
 
-def _group_positions(df: pd.DataFrame, by_cols: list[Hashable]) -> dict[tuple, np.ndarray]:
+def _group_positions(
+    df: pd.DataFrame, by_cols: list[Hashable], groups: tuple[np.ndarray, int] | None = None
+) -> dict[tuple, np.ndarray]:
     """Map each group key (a tuple, sorted order) to the row positions of the group
-    (ascending, as pandas' groupby gives them)."""
+    (ascending, as pandas' groupby gives them); ``groups`` is ``group_ids(df, by_cols)``
+    if the caller has it."""
     if not by_cols:
         return {(): np.arange(len(df))}
     try:
-        ids, count = group_ids(df, by_cols)
+        ids, count = group_ids(df, by_cols) if groups is None else groups
     except TypeError:  # values factorize cannot sort (mixed types): pandas decides
         work = df[by_cols].reset_index(drop=True)
         grouped = work.groupby(by_cols, sort=True, dropna=False, observed=True)
@@ -853,6 +856,7 @@ def performance(
     null: float = 0.0,
     extended: bool = False,
     empse_mcse: str = "kurtosis",
+    groups: tuple[np.ndarray, int] | None = None,
 ) -> pd.DataFrame:
     """Performance measures and their MCSEs for each group of a long table of estimates.
 
@@ -900,6 +904,8 @@ def performance(
     empse_mcse : {"kurtosis", "normal"}
         Form of the MCSE of ``empse`` (and of its part in ``modse_relerr_mcse``), see
         :func:`empse`; ``"normal"`` reproduces rsimsum.
+    groups : ``group_ids(df, by)`` when the caller has computed it (it is then not
+        computed again), else None.
 
     Returns
     -------
@@ -921,7 +927,7 @@ def performance(
     true_all = _column_or_constant(df, true, "true")
     crlb_all = _column_or_constant(df, crlb, "crlb")
     ok = ~np.isnan(est_all) & _converged_mask(df, converged)  # ±inf: an estimate on an edge
-    positions = _group_positions(df, by_cols)
+    positions = _group_positions(df, by_cols, groups)
     used = {key: pos[ok[pos]] for key, pos in positions.items()}
     rep_all = None if reference is None else _column(df, replicate, "replicate").to_numpy()
 

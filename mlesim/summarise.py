@@ -77,9 +77,11 @@ def summarise(
     common = common_mask(replicates, spec.factor_names)
     if spec["compare"] == "common":
         replicates = replicates.assign(converged=common)
-    table = attach_targets(replicates, tab, spec.factor_names)
+    groups = group_ids(replicates, keys)  # (the same rows throughout: numbered once)
+    table = attach_targets(replicates, tab, spec.factor_names, groups)
+    levels = by_level(spec, table)
     parts = []
-    for level, rows in by_level(spec, table):  # a design over confidence: per cell
+    for level, rows in levels:  # a design over confidence: per cell
         parts.append(
             performance(
                 rows,
@@ -89,6 +91,7 @@ def summarise(
                 crlb="crlb",
                 reference=ref,
                 extended=extended,
+                groups=groups if len(levels) == 1 else None,
             )
         )
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -100,10 +103,10 @@ def summarise(
     if extended:
         flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
         out = out.merge(flags, on=keys, how="left", validate="one_to_one")
-        gid, groups = group_ids(replicates, keys)
+        gid, size = groups
         first = np.unique(gid, return_index=True)[1]
         counts = replicates[keys].iloc[first].reset_index(drop=True)
-        counts["n_rep_common"] = np.bincount(gid, weights=common, minlength=groups).astype(np.int64)
+        counts["n_rep_common"] = np.bincount(gid, weights=common, minlength=size).astype(np.int64)
         counts = counts.astype({k: object for k in ("estimator", "param")})
         out = out.merge(counts, on=keys, how="left", validate="one_to_one")
     return out
@@ -123,8 +126,23 @@ def common_mask(replicates: pd.DataFrame, factor_names: list[str]) -> np.ndarray
     succeeded (converged, no NaN estimate): the common set that ``compare: common``
     summarises all estimators on, like for like (Morris, White & Crowther 2019, §5.3)."""
     ok = replicates["converged"].to_numpy(bool) & ~np.isnan(replicates["estimate"].to_numpy())
-    gid, groups = group_ids(replicates, [*factor_names, "replicate"])
+    gid, groups = _cell_replicate_ids(replicates, factor_names)
     return np.bincount(gid, weights=~ok, minlength=groups)[gid] == 0
+
+
+def _cell_replicate_ids(
+    replicates: pd.DataFrame, factor_names: list[str]
+) -> tuple[np.ndarray, int]:
+    """Ids (len(replicates),) of the (cell, replicate) pairs and how many ids there can
+    be: cell × (R + 1) + replicate where the replicate ids are integers 0..R with R
+    small beside the table (no renumbering pass), else :func:`group_ids`."""
+    rep = replicates["replicate"].to_numpy()
+    if rep.dtype.kind in "iu" and rep.size and rep.min() >= 0:
+        cell, cells = group_ids(replicates, factor_names)
+        width = int(rep.max()) + 1
+        if cells * width <= 4 * rep.size:
+            return cell * width + rep, cells * width
+    return group_ids(replicates, [*factor_names, "replicate"])
 
 
 def split_summary(extended: pd.DataFrame, factor_names: list[str]) -> pd.DataFrame:

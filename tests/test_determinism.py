@@ -51,6 +51,42 @@ def test_the_order_in_which_chunks_finish_does_not_change_the_table(order):
     assert failures.empty  # nothing to misplace: the MLE of p never fails
 
 
+def test_a_chunk_s_rows_in_any_order_give_the_same_table():
+    """Assembly places a chunk laid out as run_task lays it out (a run of replicates per
+    estimator and parameter) by strided slices, and any other layout row by row: the
+    same table either way (normal model: estimators of 1 and 2 parameters)."""
+    spec = study_spec(
+        {
+            "truth": {"family": "normal", "params": {"mu": 0.0, "sigma2": 1.0}},
+            "n": [3, 8],
+            "replications": 30,
+            "estimators": {
+                "mle": {"kind": "mle"},
+                "s2": {"kind": "unbiased_variance"},
+                "mean": {"kind": "mean"},
+            },
+            "runner": {"chunk_size": 7},
+        },
+        {},
+    )
+    tasks = plan(spec)
+    results = execute(tasks, spec["runner"], progress=False)
+    rng = np.random.default_rng(3)
+    shuffled = []
+    for res in results:
+        order = rng.permutation(res["est"].size)
+        shuffled.append({k: (v[order] if k in ROW_KEYS else v) for k, v in res.items()})
+    table = assemble(spec, tasks, results)
+    pd.testing.assert_frame_equal(assemble(spec, tasks, shuffled), table, check_exact=True)
+    # the table's own layout: condition, estimator, replicate, parameter
+    first = table[(table["n"] == 8) & (table["estimator"] == "mle")].head(4)
+    assert list(first["replicate"]) == [0, 0, 1, 1]
+    assert list(first["param"]) == ["mu", "sigma2", "mu", "sigma2"]
+
+
+ROW_KEYS = ("est", "replicate", "param", "estimate", "se", "converged")
+
+
 def test_loky_and_dask_give_the_same_table(alarm, helpers):
     """The dask backend on a (threaded, in-process: quick to start) LocalCluster that
     mlesim joins by address, against loky with two processes."""

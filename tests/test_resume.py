@@ -133,6 +133,45 @@ def test_the_fingerprint_covers_what_determines_a_chunk():
     assert chunk_name(base) == f"c{base.key:016x}-000000.npz"
 
 
+def test_the_fingerprint_is_the_hash_of_the_whole_description(monkeypatch):
+    """The fingerprint assembled from a condition's shared part (computed once per
+    condition by a store) is the SHA-256 of the whole description's sorted-keys JSON,
+    as written before the split: chunk files of earlier runs still resume."""
+    import hashlib
+    import json
+
+    import scipy
+
+    from mlesim import checkpoint
+
+    spec = make_spec(runner={"chunk_size": 4}, n=[5, 10, 20])
+    store = ChunkStore(None)
+    for task in plan(spec):
+        for versions in (True, False):
+            config = task.condition.config
+            content = {
+                "format": checkpoint.FORMAT,
+                "config": {k: v for k, v in config.items() if k not in checkpoint.IGNORED_KEYS},
+                "factors": task.condition.factors,
+                "seed": task.seed,
+                "condition_key": task.key,
+                "chunk": task.chunk,
+                "start": task.start,
+                "stop": task.stop,
+                "params": list(task.condition.scenario.model.params),
+            }
+            if versions:
+                content.update(
+                    mlesim=checkpoint.mlesim_version(),
+                    numpy=np.__version__,
+                    scipy=scipy.__version__,
+                )
+            whole = json.dumps(content, sort_keys=True, default=repr).encode()
+            expected = hashlib.sha256(whole).hexdigest()
+            assert fingerprint(task, versions) == expected
+            assert store.fingerprint(task, versions) == expected
+
+
 def test_a_damaged_chunk_file_is_recomputed(tmp_path):
     spec = make_spec()
     ref = run_study(spec, ChunkStore(tmp_path)).replicates
