@@ -31,7 +31,7 @@ import pandas as pd
 
 from mlesim.families import Family
 from mlesim.lazy import lazy_module
-from mlesim.metrics import group_ids
+from mlesim.metrics import first_rows, group_ids
 
 integrate = lazy_module("scipy.integrate")
 special = lazy_module("scipy.special")
@@ -114,8 +114,8 @@ def attach_targets(
     merged or copied row-wise (pandas' copy-on-write shares their columns).
     """
     on = [*keys, "estimator", "param"]
-    gid, _ = group_ids(replicates, on) if groups is None else groups
-    _, first = np.unique(gid, return_index=True)
+    gid, count = group_ids(replicates, on) if groups is None else groups
+    first = first_rows(gid, count)
     heads = replicates[on].iloc[first].reset_index(drop=True)
     heads = heads.astype({k: object for k in on if isinstance(heads[k].dtype, pd.CategoricalDtype)})
     found = heads.merge(

@@ -694,44 +694,72 @@ def _converged_mask(df: pd.DataFrame, converged: Hashable | None) -> np.ndarray:
     return df[converged].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
-def _column_codes(column: pd.Series) -> tuple[np.ndarray, int]:
+def _column_codes(column: pd.Series) -> tuple[np.ndarray, int, bool]:
     """Integer codes (n,) of a column's values, numbered in pandas' group order (a
-    categorical's category order, else sorted values; missing values last), and how
-    many codes there can be."""
+    categorical's category order, else sorted values; missing values last), how many
+    codes there can be, and whether every code in 0..many−1 occurs (compact). A
+    categorical's codes are returned in their own small integer type."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy().astype(np.int64)
+        codes = column.cat.codes.to_numpy()
         size = len(column.cat.categories)
-        return np.where(codes < 0, size, codes), size + 1
+        missing = codes < 0
+        if missing.any():
+            codes = np.where(missing, size, codes)
+        return codes, size + 1, False
     plain = isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"  # (not Int64)
     if plain and len(column):  # integers in a short range: no hashing
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < 4 * len(values) and high < 2**62:  # codes of the values present, in order
-            return _present(values.astype(np.int64) - low, high - low + 1)
+            return (*_present(values, high - low + 1, low), True)
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
-    return codes.astype(np.int64, copy=False), len(uniques)
+    return codes.astype(np.int64, copy=False), len(uniques), True
 
 
 def group_ids(df: pd.DataFrame, columns: Sequence[Hashable]) -> tuple[np.ndarray, int]:
     """Each row's group over ``columns``: ids (len(df),) numbering the groups present
     0..G−1 in the order of ``df.groupby(columns, sort=True, observed=True,
-    dropna=False)``, and G. Linear in the rows (factorised codes combined in mixed
-    radix, then compacted), where pandas' multi-column groupby sorts them."""
-    ids, size = np.zeros(len(df), np.int64), 1
-    for name in columns:
-        codes, many = _column_codes(df[name])
-        ids, size = ids * many + codes, size * many
+    dropna=False)`` (a new int64 array), and G. Linear in the rows (factorised codes
+    combined in mixed radix, then compacted), where pandas' multi-column groupby sorts
+    them."""
+    if not len(columns):
+        return np.zeros(len(df), np.int64), min(len(df), 1)
+    ids, size, compact = _column_codes(df[columns[0]])
+    ids = ids.astype(np.int64)  # (a copy: the radix sums below work in place)
+    for name in columns[1:]:
+        codes, many, _ = _column_codes(df[name])
+        ids *= many
+        ids += codes
+        size, compact = size * many, False
         if size > max(4 * len(df), 1 << 20):  # keep the radix small: renumber what is present
             present, ids = np.unique(ids, return_inverse=True)
             size = present.size
-    return _present(ids, size)
+    return (ids, size) if compact else _present(ids, size)
 
 
-def _present(codes: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """``codes`` (n,) in 0..size−1 renumbered 0..G−1 over the G values present, in
-    order, and G (a counting pass: linear, no sort)."""
-    seen = np.bincount(codes, minlength=size) > 0
-    return (np.cumsum(seen) - 1)[codes], int(seen.sum())
+def _present(codes: np.ndarray, size: int, low: int = 0) -> tuple[np.ndarray, int]:
+    """``codes`` − ``low`` (n,), in 0..size−1, renumbered 0..G−1 over the G values
+    present, in order, and G (a counting pass: linear, no sort)."""
+    shifted = codes - low if low else codes
+    seen = np.bincount(shifted, minlength=size) > 0
+    number = np.cumsum(seen) - 1
+    return number[shifted], int(seen.sum())
+
+
+def _order(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (n,) sorted by group id, ascending within each group, and where each
+    group after the first starts in that order (count − 1,)."""
+    small = np.int16 if count <= np.iinfo(np.int16).max else ids.dtype
+    order = np.argsort(ids.astype(small, copy=False), kind="stable")  # (16 bits: radix sort)
+    return order, np.cumsum(np.bincount(ids, minlength=count))[:-1]
+
+
+def first_rows(ids: np.ndarray, count: int) -> np.ndarray:
+    """The first row (count,) of each group of ``ids`` (:func:`group_ids`), by group."""
+    if count == 0:
+        return np.zeros(0, np.intp)
+    order, bounds = _order(ids, count)
+    return order[np.concatenate([[0], bounds])]
 
 
 def _group_positions(
@@ -750,8 +778,7 @@ def _group_positions(
         return {key: g.index.to_numpy() for key, g in grouped}
     if count == 0:  # an empty table has no groups
         return {}
-    order = np.argsort(ids, kind="stable")
-    bounds = np.cumsum(np.bincount(ids, minlength=count))[:-1]
+    order, bounds = _order(ids, count)
     groups = np.split(order, bounds)
     heads = df[by_cols].iloc[[g[0] for g in groups]]
     keys = [tuple(row) for row in heads.itertuples(index=False, name=None)]
@@ -801,11 +828,18 @@ def _paired(
     rep_b: np.ndarray, est_b: np.ndarray, rep_a: np.ndarray, est_a: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Estimates of B and A on the replicates both have, matched by replicate id."""
+    if rep_b.size == rep_a.size and _increasing(rep_b) and np.array_equal(rep_b, rep_a):
+        return est_b, est_a  # the same replicates in the same (unique) order
     for rep in (rep_a, rep_b):
         if pd.Series(rep).duplicated().any():
             raise ValueError("replicate ids must be unique within a group and method")
     _, ib, ia = np.intersect1d(rep_b, rep_a, assume_unique=True, return_indices=True)
     return est_b[ib], est_a[ia]
+
+
+def _increasing(values: np.ndarray) -> bool:
+    """True when ``values`` (n,) strictly increase (so they are unique)."""
+    return bool(values.size < 2 or (values[1:] > values[:-1]).all())
 
 
 def _rel_precision_column(

@@ -11,7 +11,13 @@ import pandas as pd
 from mlesim.analysis import attach_targets
 from mlesim.config import StudySpec, labels_of_kind
 from mlesim.families.base import fixed_mask
-from mlesim.metrics import EXTENDED_COLUMNS, SUMMARY_COLUMNS, group_ids, performance
+from mlesim.metrics import (
+    EXTENDED_COLUMNS,
+    SUMMARY_COLUMNS,
+    first_rows,
+    group_ids,
+    performance,
+)
 
 #: columns summary_extended.csv adds after the measures (see :func:`targets`)
 FLAG_COLUMNS = ("misspecified", "estimand_on_edge")
@@ -104,7 +110,7 @@ def summarise(
         flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
         out = out.merge(flags, on=keys, how="left", validate="one_to_one")
         gid, size = groups
-        first = np.unique(gid, return_index=True)[1]
+        first = first_rows(gid, size)
         counts = replicates[keys].iloc[first].reset_index(drop=True)
         counts["n_rep_common"] = np.bincount(gid, weights=common, minlength=size).astype(np.int64)
         counts = counts.astype({k: object for k in ("estimator", "param")})
@@ -127,7 +133,8 @@ def common_mask(replicates: pd.DataFrame, factor_names: list[str]) -> np.ndarray
     summarises all estimators on, like for like (Morris, White & Crowther 2019, §5.3)."""
     ok = replicates["converged"].to_numpy(bool) & ~np.isnan(replicates["estimate"].to_numpy())
     gid, groups = _cell_replicate_ids(replicates, factor_names)
-    return np.bincount(gid, weights=~ok, minlength=groups)[gid] == 0
+    clean = np.bincount(gid[~ok], minlength=groups) == 0  # (counting the failures only)
+    return clean[gid]
 
 
 def _cell_replicate_ids(
@@ -141,7 +148,9 @@ def _cell_replicate_ids(
         cell, cells = group_ids(replicates, factor_names)
         width = int(rep.max()) + 1
         if cells * width <= 4 * rep.size:
-            return cell * width + rep, cells * width
+            cell *= width  # (group_ids returns a new array)
+            cell += rep
+            return cell, cells * width
     return group_ids(replicates, [*factor_names, "replicate"])
 
 

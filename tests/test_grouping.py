@@ -69,3 +69,29 @@ def test_nullable_integers_and_an_empty_table_group_as_pandas_does():
     assert count == 3
     assert performance(df.iloc[:0], 0.0, by="n").empty
     assert len(performance(df, 0.0, by="n")) == 3
+
+
+@pytest.mark.parametrize("count", [1, 7, 40_000])  # (int16 radix sort, and wider ids)
+def test_first_rows_are_each_group_s_first_occurrence(count):
+    from mlesim.metrics import first_rows
+
+    ids = np.random.default_rng(count).integers(0, count, 100_000)
+    ids, count = np.unique(ids, return_inverse=True)[1], np.unique(ids).size
+    np.testing.assert_array_equal(first_rows(ids, count), np.unique(ids, return_index=True)[1])
+
+
+def test_methods_on_the_same_replicates_pair_as_when_matched_by_id():
+    """rel_precision pairs B with A by replicate id; identical id lists (the usual case)
+    are paired as they stand, and give what matching gives."""
+    from mlesim.metrics import _paired
+
+    rng = np.random.default_rng(2)
+    rep = np.arange(0, 300, 3)
+    b, a = rng.normal(size=rep.size), rng.normal(size=rep.size)
+    same = _paired(rep, b, rep.copy(), a)
+    perm = rng.permutation(rep.size)  # the same ids in another order: matched by id
+    matched = _paired(rep, b, rep[perm], a[perm])
+    for x, y in zip(same, matched, strict=True):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="unique"):
+        _paired(np.array([1, 1]), b[:2], np.array([1, 1]), a[:2])
