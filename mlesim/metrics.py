@@ -746,7 +746,7 @@ def _present(codes: np.ndarray, size: int, low: int = 0) -> tuple[np.ndarray, in
     return number[shifted], int(seen.sum())
 
 
-def _order(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+def group_order(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows (n,) sorted by group id, ascending within each group, and where each
     group after the first starts in that order (count − 1,)."""
     small = np.int16 if count <= np.iinfo(np.int16).max else ids.dtype
@@ -758,7 +758,7 @@ def first_rows(ids: np.ndarray, count: int) -> np.ndarray:
     """The first row (count,) of each group of ``ids`` (:func:`group_ids`), by group."""
     if count == 0:
         return np.zeros(0, np.intp)
-    order, bounds = _order(ids, count)
+    order, bounds = group_order(ids, count)
     return order[np.concatenate([[0], bounds])]
 
 
@@ -778,7 +778,7 @@ def _group_positions(
         return {key: g.index.to_numpy() for key, g in grouped}
     if count == 0:  # an empty table has no groups
         return {}
-    order, bounds = _order(ids, count)
+    order, bounds = group_order(ids, count)
     groups = np.split(order, bounds)
     heads = df[by_cols].iloc[[g[0] for g in groups]]
     keys = [tuple(row) for row in heads.itertuples(index=False, name=None)]

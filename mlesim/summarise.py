@@ -16,6 +16,7 @@ from mlesim.metrics import (
     SUMMARY_COLUMNS,
     first_rows,
     group_ids,
+    group_order,
     performance,
 )
 
@@ -78,6 +79,65 @@ def summarise(
     count in ``n_failed``); with ``own`` (default) each estimator's on its own."""
     keys = spec.factor_names + ["estimator", "param"]
     tab = targets(spec) if table is None else table
+    parts, counts = [], []
+    for rows in blocks(replicates, spec.factor_names):  # cells, a few at a time
+        measures, common = _summarise_block(spec, rows, tab, extended)
+        parts.append(measures)
+        counts.append(common)
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    out = out.astype({k: object for k in ("estimator", "param")})
+    order = tab[keys].reset_index(drop=True).reset_index(names="_order")
+    out = out.merge(order, on=keys, how="left").sort_values("_order", kind="stable")
+    columns = keys + list(SUMMARY_COLUMNS) + (list(EXTENDED_COLUMNS) if extended else [])
+    out = out[columns].reset_index(drop=True)
+    if extended:
+        flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
+        out = out.merge(flags, on=keys, how="left", validate="one_to_one")
+        common = pd.concat(counts, ignore_index=True) if len(counts) > 1 else counts[0]
+        common = common.astype({k: object for k in ("estimator", "param")})
+        out = out.merge(common, on=keys, how="left", validate="one_to_one")
+    return out
+
+
+#: rows of the replicates table summarised at once (whole cells): the summary's
+#: temporaries then stay a fraction of the table, whatever its size
+BLOCK_ROWS = 1 << 20
+
+
+def blocks(replicates: pd.DataFrame, factor_names: list[str]) -> list[pd.DataFrame]:
+    """The replicates table in blocks of whole cells of about :data:`BLOCK_ROWS` rows
+    or more each (slices of the table where each cell's rows are contiguous, as in
+    mlesim's tables; copies of the cells' rows otherwise); the whole table if it has
+    no factor columns or few rows."""
+    if len(replicates) <= BLOCK_ROWS or not factor_names:
+        return [replicates]
+    cells, count = group_ids(replicates, factor_names)
+    starts = np.flatnonzero(np.diff(cells)) + 1
+    if starts.size == count - 1:  # each cell's rows contiguous
+        bounds = [0, *starts.tolist(), len(replicates)]
+        out, begin = [], 0
+        for end in bounds[1:]:
+            if end - begin >= BLOCK_ROWS or end == len(replicates):
+                out.append(replicates.iloc[begin:end])
+                begin = end
+        return out
+    order, bounds = group_order(cells, count)
+    per_cell = np.split(order, bounds)
+    out, batch = [], []
+    for pos in per_cell:
+        batch.append(pos)
+        if sum(p.size for p in batch) >= BLOCK_ROWS or pos is per_cell[-1]:
+            out.append(replicates.take(np.sort(np.concatenate(batch))))
+            batch = []
+    return out
+
+
+def _summarise_block(
+    spec: StudySpec, replicates: pd.DataFrame, tab: pd.DataFrame, extended: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """:func:`performance` of whole cells of the replicates table, and (``extended``)
+    each group's ``n_rep_common``."""
+    keys = spec.factor_names + ["estimator", "param"]
     mles = labels_of_kind(spec["estimators"], "mle")
     ref = mles[0] if mles else None
     common = common_mask(replicates, spec.factor_names)
@@ -101,21 +161,12 @@ def summarise(
             )
         )
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    out = out.astype({k: object for k in ("estimator", "param")})
-    order = tab[keys].reset_index(drop=True).reset_index(names="_order")
-    out = out.merge(order, on=keys, how="left").sort_values("_order", kind="stable")
-    columns = keys + list(SUMMARY_COLUMNS) + (list(EXTENDED_COLUMNS) if extended else [])
-    out = out[columns].reset_index(drop=True)
-    if extended:
-        flags = tab[keys + list(FLAG_COLUMNS)].astype({k: object for k in ("estimator", "param")})
-        out = out.merge(flags, on=keys, how="left", validate="one_to_one")
-        gid, size = groups
-        first = first_rows(gid, size)
-        counts = replicates[keys].iloc[first].reset_index(drop=True)
-        counts["n_rep_common"] = np.bincount(gid, weights=common, minlength=size).astype(np.int64)
-        counts = counts.astype({k: object for k in ("estimator", "param")})
-        out = out.merge(counts, on=keys, how="left", validate="one_to_one")
-    return out
+    if not extended:
+        return out, None
+    gid, size = groups
+    counts = replicates[keys].iloc[first_rows(gid, size)].reset_index(drop=True)
+    counts["n_rep_common"] = np.bincount(gid, weights=common, minlength=size).astype(np.int64)
+    return out, counts
 
 
 def by_level(spec: StudySpec, table: pd.DataFrame) -> list[tuple[float, pd.DataFrame]]:
