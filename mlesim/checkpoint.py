@@ -11,7 +11,9 @@ recomputes one whose fingerprint differs (stale: made by another configuration).
 
 Without a run directory (``ChunkStore(None)``) the store keeps results in memory, so
 the engine has one code path. With one, the chunks saved in this run are also kept in
-memory (up to :data:`KEEP_BYTES`), so assembling the tables reads none of them back.
+memory (up to :data:`KEEP_BYTES`) unless the caller assembles them as they arrive
+(``save(..., keep=False)``, :class:`mlesim.assembly.Assembly`), so assembling the tables
+reads none of them back.
 
 Durability: a chunk file is renamed into place whole, so a killed run (Ctrl-C, ``kill
 -9``, a job's time limit) loses no saved chunk. The files are written by one thread
@@ -216,7 +218,7 @@ class ChunkStore:
         fp = self.fingerprint(task)
         ident = (task.key, task.chunk)
         self._fresh.add(ident)
-        if self.root is None:
+        if self.root is None:  # (memory is where this store keeps them, whatever keep)
             self._memory[ident] = (fp, result)
             return
         size = sum(result[name].nbytes for name in RESULT_KEYS)

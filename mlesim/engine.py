@@ -9,9 +9,11 @@ configuration only, so the replicate table is the same for any ``n_jobs``, backe
 or completion order, and raising ``replications`` extends a run.
 
 Each finished chunk goes to a :class:`~mlesim.checkpoint.ChunkStore` (the run
-directory's ``chunks/``, or memory) as soon as it arrives, so no result is held twice
-and a killed run resumes; the replicates table is then assembled from the store into
-preallocated columns, one chunk at a time.
+directory's ``chunks/``, or memory) as soon as it arrives, so a killed run resumes, and
+(a study of fixed size) into the replicates table's preallocated columns at once
+(:class:`~mlesim.assembly.Assembly`), so no result is held twice; resumed chunks are
+read back from the store, and a study of ``replications: auto`` is assembled from the
+store at the end.
 """
 
 from __future__ import annotations

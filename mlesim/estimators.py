@@ -34,6 +34,7 @@ from mlesim.plugins import (
     call_per_replicate,
     call_vectorized,
     resolve,
+    writable,
 )
 from mlesim.priors import check_prior, map_estimate
 from mlesim.standard_errors import at_boundary, information_se, observed_se, sandwich_se
@@ -336,7 +337,7 @@ class Mean(Estimator):
         xbar, ss = mean_ss(x)
         with np.errstate(invalid="ignore", divide="ignore"):
             se = np.sqrt(ss / (n - 1)) / np.sqrt(n) if n > 1 else np.full(x.shape[0], np.nan)
-        return xbar[:, None], se[:, None], np.zeros(x.shape[0], dtype=int)
+        return xbar[:, None].copy(), se[:, None], np.zeros(x.shape[0], dtype=int)
 
 
 #: the ``se`` option of the median
@@ -722,7 +723,7 @@ class PluginEstimator(Estimator):
             The output has the wrong shape for the whole chunk.
         """
         if self.inner is not None:
-            inner = self.inner.fit(data)
+            inner = self.inner.fit(writable(data))  # (its own copy of read-only data)
             rows = inner.converged_.shape[0]
             est, se = np.asarray(inner.params_, float), np.asarray(inner.se_, float)
             conv = np.asarray(inner.converged_, bool)

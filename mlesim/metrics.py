@@ -711,7 +711,7 @@ def _column_codes(column: pd.Series) -> tuple[np.ndarray, int, bool]:
         values = column.to_numpy()
         low, high = int(values.min()), int(values.max())
         if high - low < 4 * len(values) and high < 2**62:  # codes of the values present, in order
-            return (*_present(values, high - low + 1, low), True)
+            return (*_present(values.astype(np.int64, copy=False), high - low + 1, low), True)
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
     return codes.astype(np.int64, copy=False), len(uniques), True
 
@@ -779,10 +779,10 @@ def _group_positions(
     if count == 0:  # an empty table has no groups
         return {}
     order, bounds = group_order(ids, count)
-    groups = np.split(order, bounds)
-    heads = df[by_cols].iloc[[g[0] for g in groups]]
+    rows = np.split(order, bounds)
+    heads = df[by_cols].iloc[[g[0] for g in rows]]
     keys = [tuple(row) for row in heads.itertuples(index=False, name=None)]
-    return dict(zip(keys, groups, strict=True))
+    return dict(zip(keys, rows, strict=True))
 
 
 def _measures(

@@ -17,7 +17,7 @@ never see each other's statistics and nothing is left behind after a chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -37,12 +37,15 @@ def shared_statistics() -> Iterator[None]:
         _SCOPE.reset(token)
 
 
-def freeze(data: Mapping[str, np.ndarray]) -> None:
-    """Make the arrays of a chunk's data read-only (in place), so that statistics
-    computed from them stay true while the chunk is worked."""
-    for value in data.values():
+def freeze(data: dict[str, np.ndarray]) -> None:
+    """Replace each array of a chunk's data by a read-only view of it (in place), so
+    that statistics computed from them stay true while the chunk is worked (the arrays
+    themselves, which may be a user's generator's own buffers, stay as they were)."""
+    for key, value in data.items():
         if isinstance(value, np.ndarray):
-            value.flags.writeable = False
+            view = value.view()
+            view.flags.writeable = False
+            data[key] = view
 
 
 def remembered(x: np.ndarray, name: str, compute: Callable[[np.ndarray], Any]) -> Any:
@@ -85,9 +88,5 @@ def _mean_ss(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = near[(x[near] == x[near, :1]).all(axis=1)]
         m[rows] = x[rows, 0]
         ss[rows] = 0.0
+    m.flags.writeable = ss.flags.writeable = False  # (shared: no estimator may change them)
     return m, ss
-
-
-def row_sum(x: np.ndarray) -> np.ndarray:
-    """Σ x of each row of ``x`` (R, n), (R,); shared within a chunk (:func:`remembered`)."""
-    return remembered(x, "row_sum", lambda a: a.sum(axis=1))

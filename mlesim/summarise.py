@@ -4,6 +4,7 @@ replicates table and reduce it with :func:`mlesim.metrics.performance`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -104,32 +105,32 @@ def summarise(
 BLOCK_ROWS = 1 << 20
 
 
-def blocks(replicates: pd.DataFrame, factor_names: list[str]) -> list[pd.DataFrame]:
+def blocks(replicates: pd.DataFrame, factor_names: list[str]) -> Iterator[pd.DataFrame]:
     """The replicates table in blocks of whole cells of about :data:`BLOCK_ROWS` rows
     or more each (slices of the table where each cell's rows are contiguous, as in
     mlesim's tables; copies of the cells' rows otherwise); the whole table if it has
     no factor columns or few rows."""
     if len(replicates) <= BLOCK_ROWS or not factor_names:
-        return [replicates]
+        yield replicates
+        return
     cells, count = group_ids(replicates, factor_names)
     starts = np.flatnonzero(np.diff(cells)) + 1
-    if starts.size == count - 1:  # each cell's rows contiguous
+    if starts.size == count - 1:  # each cell's rows contiguous: slices
         bounds = [0, *starts.tolist(), len(replicates)]
-        out, begin = [], 0
+        begin = 0
         for end in bounds[1:]:
             if end - begin >= BLOCK_ROWS or end == len(replicates):
-                out.append(replicates.iloc[begin:end])
+                yield replicates.iloc[begin:end]
                 begin = end
-        return out
+        return
     order, bounds = group_order(cells, count)
     per_cell = np.split(order, bounds)
-    out, batch = [], []
-    for pos in per_cell:
+    batch: list[np.ndarray] = []
+    for i, pos in enumerate(per_cell):  # copies of whole cells, one block at a time
         batch.append(pos)
-        if sum(p.size for p in batch) >= BLOCK_ROWS or pos is per_cell[-1]:
-            out.append(replicates.take(np.sort(np.concatenate(batch))))
+        if sum(p.size for p in batch) >= BLOCK_ROWS or i == len(per_cell) - 1:
+            yield replicates.take(np.sort(np.concatenate(batch)))
             batch = []
-    return out
 
 
 def _summarise_block(

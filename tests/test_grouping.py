@@ -95,3 +95,13 @@ def test_methods_on_the_same_replicates_pair_as_when_matched_by_id():
         np.testing.assert_array_equal(x, y)
     with pytest.raises(ValueError, match="unique"):
         _paired(np.array([1, 1]), b[:2], np.array([1, 1]), a[:2])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint8])
+def test_narrow_integer_columns_group_without_wrapping(dtype):
+    values = np.array([-100, 0, 100, 0, -100], dtype=np.int64)
+    values = values if np.issubdtype(dtype, np.signedinteger) else values + 100
+    df = pd.DataFrame({"g": values.astype(dtype)})
+    ids, count = group_ids(df, ["g"])
+    np.testing.assert_array_equal(ids, df.groupby("g").ngroup().to_numpy())
+    assert count == 3

@@ -94,10 +94,28 @@ def test_threads_do_not_see_each_other_s_statistics():
 
 
 def test_freeze_makes_a_chunk_s_arrays_read_only():
-    data = {"x": np.zeros((2, 3)), "y": np.ones(2)}
+    """The chunk sees read-only views; the arrays themselves (a user's generator may
+    refill its own buffer for the next chunk) stay writable."""
+    own = np.zeros((2, 3))
+    data = {"x": own, "y": np.ones(2)}
     freeze(data)
     with pytest.raises(ValueError, match="read-only"):
         data["x"][0, 0] = 1.0
+    own[0, 0] = 1.0
+    assert data["x"][0, 0] == 1.0 and own.flags.writeable
+
+
+def test_the_shared_statistics_cannot_be_changed_by_an_estimator():
+    x = _frozen(np.arange(6.0).reshape(2, 3))
+    with shared_statistics():
+        m, ss = mean_ss(x)
+        with pytest.raises(ValueError, match="read-only"):
+            m *= 0.5
+        from mlesim.estimators import make_estimator
+
+        est = make_estimator("mean", {"kind": "mean"}, get_family("normal")).fit(x)
+        est.params_ *= 0.5  # its own copy
+        assert mean_ss(x)[0].tolist() == [1.0, 4.0]
 
 
 def test_the_normal_hessian_from_the_statistics_is_the_sum_over_observations():
@@ -155,3 +173,54 @@ def test_a_chunk_s_estimators_share_one_pass_and_give_the_unshared_values(monkey
             rows = (out["est"] == e) & (out["param"] == scen.model.index(name))
             np.testing.assert_array_equal(out["estimate"][rows], alone.params_[:, j])
             np.testing.assert_array_equal(out["se"][rows], alone.se_[:, j])
+
+
+def test_a_user_s_estimator_class_gets_writable_data_in_run_task(tmp_path, monkeypatch):
+    """run_task hands mlesim's estimators the read-only chunk, a user's Estimator
+    subclass (a plugin) a writable copy: sorting it in place works and changes
+    nothing the other estimators see."""
+    import textwrap
+
+    (tmp_path / "sortplug.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            from mlesim.estimators import Estimator
+
+            class SortMin(Estimator):
+                kind = "sort_min"
+                register = False
+
+                @property
+                def param_names_(self):
+                    return ("mu",)
+
+                def _fit(self, x):
+                    x.sort(axis=1)
+                    x *= 0.0  # and spoils it: nobody else may see that
+                    return x[:, :1], np.full((x.shape[0], 1), np.nan), np.zeros(x.shape[0], int)
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    spec = study_spec(
+        {
+            "truth": {"family": "normal", "params": {"mu": 0.5, "sigma2": 2.0}},
+            "n": [6],
+            "replications": 20,
+            "estimators": {
+                "sm": {"_target_": "sortplug.SortMin"},
+                "mean": {"kind": "mean"},
+            },
+        },
+        {},
+    )
+    from mlesim.chunks import plan
+    from mlesim.work import chunk_data
+
+    task = plan(spec)[0]
+    out = run_task(task)
+    x = chunk_data(task)[1]["x"]
+    mean_rows = out["est"] == 1
+    np.testing.assert_array_equal(out["estimate"][mean_rows], x.mean(axis=1))
+    assert out["fail_est"].size == 0, out["fail_reason"][:1]

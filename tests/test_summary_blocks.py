@@ -36,11 +36,11 @@ def test_blocks_of_cells_give_the_summary_of_the_whole_table(monkeypatch, compar
     assert (whole["n_failed"] > 0).any()  # another order: equal to the last bits only)
     pd.testing.assert_frame_equal(whole_shuffled, whole, rtol=1e-12)
     monkeypatch.setattr(summary_module, "BLOCK_ROWS", 50)  # a cell has 200 rows
-    assert len(summary_module.blocks(reps, spec.factor_names)) == 6
+    assert len(list(summary_module.blocks(reps, spec.factor_names))) == 6
     pd.testing.assert_frame_equal(
         summary_module.summarise(spec, reps, extended=True), whole, check_exact=True
     )
-    assert len(summary_module.blocks(shuffled, spec.factor_names)) == 6
+    assert len(list(summary_module.blocks(shuffled, spec.factor_names))) == 6
     pd.testing.assert_frame_equal(
         summary_module.summarise(spec, shuffled, extended=True), whole_shuffled, check_exact=True
     )
