@@ -147,7 +147,11 @@ class Estimator:
     def fit(self, x: np.ndarray | Mapping[str, np.ndarray]) -> Estimator:
         """Fit every row of ``x`` (R, n) — or of the field ``x`` of a data mapping; see
         the module docstring for the attributes; also sets ``reason_`` (R,), why each
-        failed replicate failed ('' where it converged)."""
+        failed replicate failed ('' where it converged). A class defined outside
+        mlesim (a user's) is given its own writable copy of read-only data
+        (:func:`mlesim.plugins.writable`): it may change what it is given."""
+        if not type(self).__module__.startswith("mlesim."):
+            x = writable(x)
         data, rows = self._data(x)
         self._conv = self._reason = None
         est, se, n_iter = self._fit(data)
@@ -723,13 +727,14 @@ class PluginEstimator(Estimator):
             The output has the wrong shape for the whole chunk.
         """
         if self.inner is not None:
-            inner = self.inner.fit(writable(data))  # (its own copy of read-only data)
+            inner = self.inner.fit(data)  # (a user's class: it copies read-only data)
             rows = inner.converged_.shape[0]
             est, se = np.asarray(inner.params_, float), np.asarray(inner.se_, float)
             conv = np.asarray(inner.converged_, bool)
             reason = np.asarray(inner.reason_, object)
         else:
             func = resolve(self.target, f"{self.key}.{TARGET}", self.search_path)
+            data = writable(data)  # a user's function may change what it is given
             arrays = dict(data) if isinstance(data, Mapping) else {"x": data}
             one = next(iter(arrays.values())) if len(arrays) == 1 else arrays
             rows = np.shape(next(iter(arrays.values())))[0]

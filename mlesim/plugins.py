@@ -248,7 +248,8 @@ def as_columns(values: Any, rows: int, k: int, what: str) -> np.ndarray:
 def writable(data: Any) -> Any:
     """``data`` (an array or a mapping of arrays) with each read-only array copied: the
     engine makes a chunk's data read-only (:func:`mlesim.sufficient.freeze`), and a
-    user's function may change what it is given (sort it in place) without error."""
+    user's function or class may change what it is given (sort it in place) without
+    error (:class:`mlesim.estimators.PluginEstimator`, ``Estimator.fit``)."""
     if isinstance(data, Mapping):
         return {k: writable(v) for k, v in data.items()}
     if isinstance(data, np.ndarray) and not data.flags.writeable:
@@ -266,7 +267,7 @@ def call_vectorized(
     :class:`ShapeError` (the caller turns it into a contract error).
     """
     try:
-        out = func(writable(data), **kwargs)
+        out = func(data, **kwargs)
     except Exception as err:  # noqa: BLE001 - a plugin's raise fails the chunk's replicates
         nan = np.full((rows, k), np.nan)
         return nan, nan.copy(), np.zeros(rows, bool), np.full(rows, raised(err), object)
@@ -310,7 +311,6 @@ def call_per_replicate(
     conv = np.zeros(rows, dtype=bool)
     reason = np.full(rows, "", dtype=object)
     shape_errors = []
-    data = writable(data)
     for i in range(rows):  # the user asked for one data set at a time
         one = {f: v[i] for f, v in data.items()} if isinstance(data, Mapping) else data[i]
         try:

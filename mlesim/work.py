@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlesim.failures import fit_safely
-from mlesim.plugins import add_search_path, adopt, writable
+from mlesim.plugins import add_search_path, adopt
 from mlesim.sufficient import freeze, shared_statistics
 
 if TYPE_CHECKING:
@@ -29,11 +29,6 @@ def chunk_data(task: Task) -> tuple[Scenario, Data]:
     adopt(scen.local)  # and knows the objects handed over in Python
     ss = np.random.SeedSequence(task.seed, spawn_key=(task.key, task.chunk))
     return scen, scen.sample(ss, task.stop - task.start)
-
-
-def _ours(est: object) -> bool:
-    """True for mlesim's own estimators (plugin callables included: they copy)."""
-    return type(est).__module__.startswith("mlesim.")
 
 
 def run_task(task: Task) -> dict[str, np.ndarray]:
@@ -52,8 +47,8 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
     reps = np.arange(task.start, task.stop, dtype=np.int64)
     parts, fails = [], []
     estimators = scen.estimators()
-    with shared_statistics():  # (a user's Estimator class gets its own writable copy)
-        fits = [fit_safely(est, data if _ours(est) else writable(data)) for est in estimators]
+    with shared_statistics():  # (a user's estimator gets its own writable copy)
+        fits = [fit_safely(est, data) for est in estimators]
     for e, (est, (values, ses, ok, reason)) in enumerate(zip(estimators, fits, strict=True)):
         bad = np.flatnonzero(~ok)
         fails.append((np.full(bad.size, e, np.int16), bad, reason[bad]))

@@ -14,6 +14,13 @@ from mlesim.sufficient import freeze, mean_ss, remembered, shared_statistics
 from mlesim.work import run_task
 
 
+def _normal_study(n: int, replications: int, estimators: dict):
+    """A study of N(0.5, 2) data of size ``n`` with these estimators."""
+    truth = {"family": "normal", "params": {"mu": 0.5, "sigma2": 2.0}}
+    config = {"truth": truth, "n": [n], "replications": replications, "estimators": estimators}
+    return study_spec(config, {})
+
+
 def _frozen(x: np.ndarray) -> np.ndarray:
     x = np.array(x, dtype=float)
     x.flags.writeable = False
@@ -140,22 +147,18 @@ def test_a_chunk_s_estimators_share_one_pass_and_give_the_unshared_values(monkey
     once; their estimates equal those of each estimator fitted on its own."""
     from mlesim import sufficient
 
-    spec = study_spec(
+    spec = _normal_study(
+        7,
+        50,
         {
-            "truth": {"family": "normal", "params": {"mu": 0.5, "sigma2": 2.0}},
-            "n": [7],
-            "replications": 50,
-            "estimators": {
-                "mle": {"kind": "mle"},
-                "s2": {"kind": "unbiased_variance"},
-                "mean": {"kind": "mean"},
-                "map": {
-                    "kind": "map",
-                    "prior": {"sigma2": {"dist": "invgamma", "shape": 2.0, "scale": 1.0}},
-                },
+            "mle": {"kind": "mle"},
+            "s2": {"kind": "unbiased_variance"},
+            "mean": {"kind": "mean"},
+            "map": {
+                "kind": "map",
+                "prior": {"sigma2": {"dist": "invgamma", "shape": 2.0, "scale": 1.0}},
             },
         },
-        {},
     )
     calls = []
     inner = sufficient._mean_ss
@@ -203,18 +206,7 @@ def test_a_user_s_estimator_class_gets_writable_data_in_run_task(tmp_path, monke
         )
     )
     monkeypatch.chdir(tmp_path)
-    spec = study_spec(
-        {
-            "truth": {"family": "normal", "params": {"mu": 0.5, "sigma2": 2.0}},
-            "n": [6],
-            "replications": 20,
-            "estimators": {
-                "sm": {"_target_": "sortplug.SortMin"},
-                "mean": {"kind": "mean"},
-            },
-        },
-        {},
-    )
+    spec = _normal_study(6, 20, {"sm": {"_target_": "sortplug.SortMin"}, "mean": {"kind": "mean"}})
     from mlesim.chunks import plan
     from mlesim.work import chunk_data
 
