@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlesim.chunkfiles import saved_chunks
+
 
 def run(replications: int, n: int, n_jobs: int, max_chunk_mb: float, keep: bool) -> dict:
     """Run the study in a child process; return peak RSS (MB), wall time (s) and sizes."""
@@ -47,7 +49,7 @@ def run(replications: int, n: int, n_jobs: int, max_chunk_mb: float, keep: bool)
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     rows = pd.read_parquet(outdir / "replicates.parquet", columns=["replicate"]).shape[0]
-    chunks = len(list((outdir / "chunks").glob("*.npz")))
+    chunks = saved_chunks(outdir / "chunks")
     disk = sum(p.stat().st_size for p in outdir.rglob("*") if p.is_file())
     if keep:
         print(f"run dir kept: {outdir}")

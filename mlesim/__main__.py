@@ -57,8 +57,10 @@ def refuse(line: str) -> NoReturn:
 
 
 def _saved(chunks: Path) -> int:
-    """How many finished chunk files ``chunks`` holds (0 when it does not exist)."""
-    return len(list(chunks.glob("*.npz"))) if chunks.is_dir() else 0
+    """How many finished chunks the files in ``chunks`` hold (0 when it does not exist)."""
+    from mlesim.chunkfiles import saved_chunks
+
+    return saved_chunks(chunks)
 
 
 def _restore_finished_run(outdir: Path) -> None:

@@ -1,13 +1,15 @@
 """Checkpoints: every finished chunk is saved, so a killed run resumes where it stopped.
 
-A chunk's results go to ``<run dir>/chunks/c<condition key>-<chunk>.npz`` in one atomic
-step (:func:`mlesim.storage.atomic_write`): a reader sees the whole file or none. Each
-file carries a *fingerprint*, a SHA-256 of everything that determines its content — the
-condition's configuration (truth, model, contamination, estimator specs, design values),
-the seed, the condition key, the chunk index and bounds, the mlesim, numpy and scipy
-versions, and the source of every plugin module the condition names (``_target_``). A run
-with ``runner.resume=true`` skips a chunk whose file holds the expected fingerprint and
-recomputes one whose fingerprint differs (stale: made by another configuration).
+Finished chunks go to ``<run dir>/chunks/`` several to a file (:mod:`mlesim.chunkfiles`),
+each file in one atomic step (:func:`mlesim.storage.atomic_write`): a reader sees the
+whole file or none. Each chunk carries a *fingerprint*, a SHA-256 of everything that
+determines its content — the condition's configuration (truth, model, contamination,
+estimator specs, design values), the seed, the condition key, the chunk index and
+bounds, the mlesim, numpy and scipy versions, and the source of every plugin module the
+condition names (``_target_``). A run with ``runner.resume=true`` skips a chunk saved
+with the expected fingerprint and recomputes one whose fingerprint differs (stale: made
+by another configuration). A file whose chunks have all been saved again since (stale,
+damaged, or ``runner.resume=false``) is deleted once their new file is in place.
 
 Without a run directory (``ChunkStore(None)``) the store keeps results in memory, so
 the engine has one code path. With one, the chunks saved in this run are also kept in
@@ -15,15 +17,17 @@ memory (up to :data:`KEEP_BYTES`) unless the caller assembles them as they arriv
 (``save(..., keep=False)``, :class:`mlesim.assembly.Assembly`), so assembling the tables
 reads none of them back.
 
-Durability: a chunk file is renamed into place whole, so a killed run (Ctrl-C, ``kill
--9``, a job's time limit) loses no saved chunk. The files are written by one thread
-beside the computation (creating a file costs ~1 ms on some file systems, as much as
-a small chunk's work), so a ``kill -9`` also loses the chunks still queued for writing
-(a fraction of a second's worth); Ctrl-C writes them first. Files are not fsynced one
-by one (that would cost a disk flush per chunk): after a power cut or an OS crash the
-chunks written in the last seconds before it (the file system's commit interval, ~5–30
-s) may be missing or empty, and a resumed run finds them by their fingerprint and the
-zip's CRC and computes them again. Nothing wrong is ever read back.
+Durability: a file is renamed into place whole, so a killed run (Ctrl-C, ``kill -9``, a
+job's time limit) loses no chunk already in a file. The files are written by one thread
+beside the computation, a group at a time (:class:`mlesim.chunkfiles.GroupWriter`:
+creating a file costs ~1 ms of system time on some file systems, as much as a small
+chunk's work), so a ``kill -9`` also loses the chunks finished in the last
+:data:`~mlesim.chunkfiles.GROUP_SECONDS` (a quarter of a second) or being written;
+Ctrl-C writes them first. Files are not fsynced (that would cost a disk flush per
+file): after a power cut or an OS crash the files written in the last seconds before it
+(the file system's commit interval, ~5–30 s) may be missing or empty, and a resumed run
+finds them by their fingerprints and the zip's CRC and computes their chunks again.
+Nothing wrong is ever read back.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ import functools
 import hashlib
 import json
 import logging
-import zipfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +47,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy
 
+from mlesim.chunkfiles import (
+    DAMAGED,
+    RESULT_KEYS,
+    GroupWriter,
+    Manifest,
+    Saved,
+    chunk_files,
+    chunk_of,
+    read_manifest,
+    read_payload,
+)
 from mlesim.plugins import source_digest, targets_in
-from mlesim.storage import atomic_write
 
 if TYPE_CHECKING:
     from mlesim.chunks import Task
@@ -51,7 +66,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlesim")
 
-#: bump when the layout of a chunk file changes (old files then count as stale)
+#: bump when what a chunk's saved arrays mean changes (old chunks then count as stale)
 FORMAT = 1
 
 #: configuration keys that cannot change a chunk's content (chunk bounds and design
@@ -72,35 +87,6 @@ IGNORED_KEYS = frozenset(
         "hydra",
     }
 )
-
-#: arrays of a chunk result (see :func:`mlesim.engine.run_task`), stored as two
-#: structured arrays: one entry per row of the replicates table, one per failed fit
-ROW_FIELDS = (
-    ("est", "i2"),
-    ("replicate", "i8"),
-    ("param", "i2"),
-    ("estimate", "f8"),
-    ("se", "f8"),
-    ("converged", "?"),
-)
-FAIL_FIELDS = (("fail_est", "i2"), ("fail_row", "i8"), ("fail_reason", "U"))
-RESULT_KEYS = tuple(name for name, _ in ROW_FIELDS + FAIL_FIELDS)
-
-#: bytes of this run's chunk results a store with a run directory keeps in memory as
-#: well (chunks beyond it are read back from their files when the tables are assembled)
-KEEP_BYTES = 2**28
-
-
-def _pack(result: dict[str, np.ndarray], fields: tuple) -> np.ndarray:
-    """Columns of ``result`` named in ``fields`` as one structured array."""
-    dtype = [
-        (name, f"U{max(1, max(map(len, result[name]), default=1))}" if code == "U" else code)
-        for name, code in fields
-    ]
-    out = np.empty(len(result[fields[0][0]]), dtype=dtype)
-    for name, _ in fields:
-        out[name] = result[name]
-    return out
 
 
 @functools.cache
@@ -156,9 +142,20 @@ def _chunk_hash(task: Task, shared: str) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def chunk_name(task: Task) -> str:
-    """File name of a chunk: condition key (16 hex digits) and chunk index."""
-    return f"c{task.key:016x}-{task.chunk:06d}.npz"
+#: bytes of this run's chunk results a store with a run directory keeps in memory as
+#: well (chunks beyond it are read back from their files when the tables are assembled),
+#: and bytes of chunk files' payloads it keeps read for the next chunk of the same file
+KEEP_BYTES = 2**28
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One saved chunk: the ``index``-th of the file ``path``."""
+
+    path: Path
+    index: int
+    fingerprint: str
+    config_fingerprint: str
 
 
 class ChunkStore:
@@ -176,12 +173,24 @@ class ChunkStore:
         self._memory: dict[tuple[int, int], tuple[str, dict]] = {}
         self._kept = 0  # bytes of results held in _memory beside their files
         self._fresh: set[tuple[int, int]] = set()
-        self._writer: ThreadPoolExecutor | None = None  # writes the files, in order
-        self._writing: list[Future] = []
         self._shared: dict[tuple[int, bool], tuple[Condition, str]] = {}  # condition_json
+        self._writer: GroupWriter | None = None
+        self._lock = threading.Lock()  # the index below is also updated by the writer
+        self._entries: dict[tuple[int, int], list[_Entry]] = {}  # newest file first
+        self._manifests: dict[Path, Manifest] = {}
+        self._live: dict[Path, set[tuple[int, int]]] = {}  # chunks not saved again since
+        self._payloads: OrderedDict[Path, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._damaged: set[Path] = set()
+        self._unreadable: list[Path] = []  # deleted when this store first writes
         if self.root is not None and self.root.is_dir():
             for tmp in self.root.glob(".*.tmp"):  # left by a killed writer
                 tmp.unlink(missing_ok=True)
+            for path in chunk_files(self.root):  # oldest first (names start with the time)
+                try:
+                    self._add(path, read_manifest(path))
+                except DAMAGED as err:
+                    log.warning("unreadable chunk file %s is ignored (%s)", path.name, err)
+                    self._unreadable.append(path)
 
     def fingerprint(self, task: Task, versions: bool = True) -> str:
         """:func:`fingerprint` of ``task``, its condition's part computed once."""
@@ -191,10 +200,6 @@ class ChunkStore:
             hit = self._shared[key] = (task.condition, condition_json(task, versions))
         return _chunk_hash(task, hit[1])
 
-    def path(self, task: Task) -> Path | None:
-        """Where ``task``'s chunk is stored (None in memory)."""
-        return None if self.root is None else self.root / chunk_name(task)
-
     def done(self, task: Task) -> bool:
         """True when the chunk need not be computed: saved in this run, or (resume)
         saved earlier with a matching fingerprint."""
@@ -203,18 +208,21 @@ class ChunkStore:
             return True
         if not self.resume:
             return False
-        return self._read(task) is not None  # the whole chunk: a damaged payload is redone
+        return self._read(task) is not None  # the whole file: a damaged payload is redone
 
     def pending(self, tasks: Iterable[Task]) -> list[Task]:
-        """The tasks whose chunk must still be computed, in the given order."""
-        return [t for t in tasks if not self.done(t)]
+        """The tasks whose chunk must still be computed, in the given order (their
+        files checked one at a time, :meth:`by_file`)."""
+        tasks = list(tasks)
+        done = {id(t) for t in self.by_file(tasks) if self.done(t)}
+        return [t for t in tasks if id(t) not in done]
 
     def save(self, task: Task, result: dict[str, np.ndarray], keep: bool = True) -> None:
-        """Store ``result`` (the arrays of :data:`RESULT_KEYS`) for ``task``: at once for
-        this store, in its file once the store's writer thread has written it
-        (:meth:`flush` waits for that). ``keep=False``: a store with a run directory
-        does not also keep the result in memory (the caller has it; :meth:`load`
-        reads the file)."""
+        """Store ``result`` (the arrays of :data:`~mlesim.chunkfiles.RESULT_KEYS`) for
+        ``task``: at once for this store, in a file once the store's writer thread has
+        written it (:meth:`flush` waits for that). ``keep=False``: a store with a run
+        directory does not also keep the result in memory (the caller has it;
+        :meth:`load` reads the file)."""
         fp = self.fingerprint(task)
         ident = (task.key, task.chunk)
         self._fresh.add(ident)
@@ -225,61 +233,41 @@ class ChunkStore:
         if keep and self._kept + size <= KEEP_BYTES:
             self._memory[ident] = (fp, result)
             self._kept += size
-        config_fp = self.fingerprint(task, versions=False)
-
-        def _write(tmp: str) -> None:  # (in the writer thread: packing copies every row)
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    fingerprint=np.asarray(fp),
-                    config_fingerprint=np.asarray(config_fp),
-                    rows=_pack(result, ROW_FIELDS),
-                    fails=_pack(result, FAIL_FIELDS),
-                )
-
         if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="mlesim-chunks")
-        self._writing = [f for f in self._writing if not f.done() or f.exception()]
-        self._raise_failed()
-        self._writing.append(self._writer.submit(atomic_write, self.path(task), _write))
+            for path in self._unreadable:  # (what it held is being computed again)
+                path.unlink(missing_ok=True)
+            self._unreadable = []
+            self._writer = GroupWriter(self.root, self._written)
+        config_fp = self.fingerprint(task, versions=False)
+        self._writer.put(Saved(task.key, task.chunk, fp, config_fp, result))
 
     def flush(self) -> None:
         """Wait until every chunk saved so far is in its file; raise the first error
         (e.g. a full disk) of a write."""
-        for future in self._writing:
-            future.exception()  # waits
-        self._raise_failed()
-        self._writing = []
-
-    def _raise_failed(self) -> None:
-        for future in self._writing:
-            if future.done() and future.exception() is not None:
-                raise future.exception()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def provenance(self, task: Task) -> str:
-        """Who made ``task``'s chunk file: ``"same"`` (this configuration and versions),
+        """Who made ``task``'s saved chunk: ``"same"`` (this configuration and versions),
         ``"version"`` (this configuration, other mlesim/numpy/scipy versions),
         ``"other"`` (another configuration), ``"unknown"`` (a file without the
-        configuration's fingerprint) or ``"missing"`` (no file, e.g. chunks/ deleted)."""
-        path = self.path(task)
-        if path is None or not path.is_file():
+        configuration's fingerprint) or ``"missing"`` (none, e.g. chunks/ deleted)."""
+        entries = self._entries.get((task.key, task.chunk), [])
+        if not entries:
             return "missing"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["fingerprint"]) == self.fingerprint(task):
-                    return "same"
-                if "config_fingerprint" not in data.files:
-                    return "unknown"
-                same = str(data["config_fingerprint"]) == self.fingerprint(task, versions=False)
-                return "version" if same else "other"
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        if any(e.fingerprint == self.fingerprint(task) for e in entries):
+            return "same"
+        if not any(e.config_fingerprint for e in entries):
             return "unknown"
+        config = self.fingerprint(task, versions=False)
+        return "version" if any(e.config_fingerprint == config for e in entries) else "other"
 
     def load(self, task: Task) -> dict[str, np.ndarray]:
         """The stored result of ``task``; KeyError if absent or stale."""
         result = self._read(task)
         if result is None:
-            raise KeyError(f"no up-to-date chunk {chunk_name(task)}")
+            raise KeyError(f"no up-to-date chunk {task.key:016x}-{task.chunk:06d}")
         return result
 
     def results(self, tasks: Iterable[Task]) -> Iterator[dict[str, np.ndarray]]:
@@ -287,28 +275,109 @@ class ChunkStore:
         for task in tasks:
             yield self.load(task)
 
-    def _read(self, task: Task, fingerprint_only: bool = False) -> dict | None:
-        """The chunk's arrays if its file holds the expected fingerprint and reads whole
-        (the zip's CRC checks every byte of the payload), else None."""
+    def by_file(self, tasks: Iterable[Task]) -> list[Task]:
+        """``tasks`` in the order their chunks lie in the files (loading them in this
+        order reads each file once)."""
+        order = {path: i for i, path in enumerate(self._manifests)}
+
+        def where(task: Task) -> tuple[int, int]:
+            entries = self._entries.get((task.key, task.chunk))
+            return (order.get(entries[0].path, -1), entries[0].index) if entries else (-1, 0)
+
+        return sorted(tasks, key=where)
+
+    def _read(self, task: Task) -> dict | None:
+        """The chunk's arrays if it is saved with the expected fingerprint in a file that
+        reads whole (the zip's CRC checks every byte of the payload), else None."""
         ident = (task.key, task.chunk)
-        if self.root is not None and ident not in self._memory and not self.path(task).is_file():
-            return None  # (before the fingerprint, which costs more than a stat)
-        expected = self.fingerprint(task)
         if ident in self._memory or self.root is None:
             fp, result = self._memory.get(ident, (None, None))
-            return result if fp == expected else None
-        path = self.path(task)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["fingerprint"]) != expected:
-                    log.debug("stale chunk %s is recomputed", path.name)
-                    return None
-                if fingerprint_only:
-                    return {}
-                rows, fails = data["rows"], data["fails"]
-                out = {name: rows[name] for name, _ in ROW_FIELDS}
-                out.update({name: fails[name] for name, _ in FAIL_FIELDS})
-                return out
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            log.warning("damaged chunk %s is recomputed (%s)", path.name, type(err).__name__)
+            return result if fp == self.fingerprint(task) else None
+        entries = self._entries.get(ident)
+        if not entries:
+            return None  # (before the fingerprint, which costs more than a lookup)
+        expected = self.fingerprint(task)
+        for entry in entries:
+            if entry.fingerprint != expected:
+                log.debug("stale chunk %s in %s is recomputed", entry.index, entry.path.name)
+                continue
+            payload = self._payload(entry.path)
+            if payload is not None:
+                return chunk_of(self._manifests[entry.path], payload, entry.index)
+        return None
+
+    def _payload(self, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """A file's rows and fails, kept for its next chunk (up to :data:`KEEP_BYTES` of
+        files, the most recent kept); None if the file is damaged (said once)."""
+        if path in self._damaged:
             return None
+        if path in self._payloads:
+            self._payloads.move_to_end(path)
+            return self._payloads[path]
+        try:
+            payload = read_payload(path)
+        except DAMAGED as err:
+            count = len(self._manifests[path].keys)
+            log.warning(
+                "damaged chunk file %s: its %d chunk(s) are recomputed (%s)",
+                path.name,
+                count,
+                type(err).__name__,
+            )
+            self._damaged.add(path)
+            return None
+        self._payloads[path] = payload
+        while len(self._payloads) > 1:
+            if sum(a.nbytes + b.nbytes for a, b in self._payloads.values()) <= KEEP_BYTES:
+                break
+            self._payloads.popitem(last=False)
+        return payload
+
+    def _add(self, path: Path, manifest: Manifest) -> None:
+        """Index the chunks of the file ``path`` (newer than every file indexed)."""
+        idents = list(zip(manifest.keys.tolist(), manifest.chunks.tolist(), strict=True))
+        self._manifests[path] = manifest
+        self._live[path] = set(idents)
+        for i, ident in enumerate(idents):
+            entry = _Entry(
+                path, i, str(manifest.fingerprints[i]), str(manifest.config_fingerprints[i])
+            )
+            self._entries.setdefault(ident, []).insert(0, entry)
+
+    def _written(self, path: Path, batch: list[Saved]) -> None:
+        """(In the writer thread) index a new file; delete the files none of whose
+        chunks is left unsaved since."""
+        manifest = Manifest(
+            np.array([s.key for s in batch], dtype=np.uint64),
+            np.array([s.chunk for s in batch], dtype=np.int64),
+            np.array([s.fingerprint for s in batch]),
+            np.array([s.config_fingerprint for s in batch]),
+            np.cumsum([len(s.result["est"]) for s in batch], dtype=np.int64),
+            np.cumsum([len(s.result["fail_est"]) for s in batch], dtype=np.int64),
+        )
+        with self._lock:
+            done = set()
+            for s in batch:
+                for entry in self._entries.get((s.key, s.chunk), []):
+                    live = self._live.get(entry.path)
+                    if live is not None:
+                        live.discard((s.key, s.chunk))
+                        if not live:
+                            done.add(entry.path)
+            self._add(path, manifest)
+            for old in done:
+                self._forget(old)
+        for old in done:
+            old.unlink(missing_ok=True)
+
+    def _forget(self, path: Path) -> None:
+        """Drop a file from the index (under the lock)."""
+        manifest = self._manifests.pop(path)
+        del self._live[path]
+        self._payloads.pop(path, None)
+        for ident in zip(manifest.keys.tolist(), manifest.chunks.tolist(), strict=True):
+            entries = [e for e in self._entries.get(ident, []) if e.path != path]
+            if entries:
+                self._entries[ident] = entries
+            else:
+                self._entries.pop(ident, None)

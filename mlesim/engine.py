@@ -263,9 +263,9 @@ def run_study(
             tasks = plan(spec)
             assembly = Assembly(spec, tasks)
             computed = compute(tasks, store, pool, bar, assembly)
-            for task in tasks:
-                if (task.key, task.chunk) not in assembly.added:
-                    assembly.add(task, store.load(task))
+            resumed = [t for t in tasks if (t.key, t.chunk) not in assembly.added]
+            for task in store.by_file(resumed):  # (each file read once)
+                assembly.add(task, store.load(task))
             replicates, failures = assembly.tables()
     return Simulation(replicates, failures, len(tasks), len(tasks) - computed, report)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlesim.chunkfiles import saved_chunks
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "skewed_study"
 SMALL = ["n=[10,30]", "replications=300", "runner.chunk_size=100", "runner.progress=false"]
 
@@ -73,12 +75,12 @@ def test_the_example_resumes_after_a_kill_and_an_edited_plugin_is_recomputed(stu
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while len(list((killed / "chunks").glob("*.npz"))) < 10:
+    while saved_chunks(killed / "chunks") < 10:
         assert proc.poll() is None and time.monotonic() < deadline, "ended before the kill"
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    kept = len(list((killed / "chunks").glob("*.npz")))
+    kept = saved_chunks(killed / "chunks")
     assert 10 <= kept < 120 and not (killed / "replicates.parquet").exists()
     again = run(study, killed, *big)
     assert f"resumed {kept} of 120 chunks" in again.stdout

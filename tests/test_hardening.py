@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from mlesim.chunkfiles import chunk_files, saved_chunks
 from mlesim.engine import simulate
 from mlesim.errors import ConfigError
 from mlesim.metrics import wald_z
@@ -60,18 +61,22 @@ def test_design_values_are_checked_per_cell(design, key):
     assert info.value.key == key and "\n" not in str(info.value)
 
 
-def test_a_damaged_chunk_is_recomputed_with_a_warning(tmp_path, caplog):
+def test_a_damaged_chunk_is_recomputed_with_a_warning(tmp_path, caplog, monkeypatch):
+    from mlesim import chunkfiles
+
+    monkeypatch.setattr(chunkfiles, "GROUP_BYTES", 1)  # one chunk to a file
     spec = study_spec(_config(), n=[10], replications=300, runner={"chunk_size": 100})
     whole = run_pipeline(spec, tmp_path / "whole", progress=False)["replicates"]
     run = tmp_path / "damaged"
     run_pipeline(spec, run, progress=False)
-    chunk = sorted((run / "chunks").glob("*.npz"))[1]
+    chunk = chunkfiles.chunk_files(run / "chunks")[1]
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the payload
     chunk.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO, logger="mlesim"):
         again = run_pipeline(spec, run, progress=False)
-    assert any(f"damaged chunk {chunk.name} is recomputed" in r.message for r in caplog.records)
+    said = f"damaged chunk file {chunk.name}: its 1 chunk(s) are recomputed"
+    assert any(said in r.message for r in caplog.records)
     assert any("resumed 2 of 3 chunks" in r.message for r in caplog.records)
     pd.testing.assert_frame_equal(whole, again["replicates"])
     np.testing.assert_array_equal(
@@ -117,7 +122,9 @@ def test_replay_refuses_a_chunk_made_by_another_configuration(tmp_path):
     other = tmp_path / "other"
     later = _cli(tmp_path, *mu3, f"hydra.run.dir={other}")
     assert later.returncode == 0
-    for chunk in (other / "chunks").glob("*.npz"):
+    for chunk in chunk_files(run / "chunks"):  # replaced by the other run's chunks
+        chunk.unlink()
+    for chunk in chunk_files(other / "chunks"):
         shutil.copy2(chunk, run / "chunks" / chunk.name)
     with pytest.raises(ValueError, match="not made by the configuration recorded there"):
         replay(run, {"n": 5}, "mle", 3)
@@ -167,7 +174,7 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path):
         text=True,
     )
     deadline = time.monotonic() + 60
-    while len(list((run / "chunks").glob("*.npz"))) < 3:
+    while saved_chunks(run / "chunks") < 3:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGINT)

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import mlesim
+from mlesim.chunkfiles import chunk_files
 from mlesim.engine import plan
 from mlesim.errors import ConfigError
 from mlesim.estimators import make_estimator
@@ -97,7 +98,7 @@ def test_replay_without_chunk_files_warns_instead_of_refusing(tmp_path):
 
     spec = study_spec(_config(), n=[5], replications=20)
     run_pipeline(spec, tmp_path, progress=False)
-    for chunk in (tmp_path / "chunks").glob("*.npz"):  # deleted to save space
+    for chunk in chunk_files(tmp_path / "chunks"):  # deleted to save space
         chunk.unlink()
     with pytest.warns(UserWarning, match="is not there"):
         back = replay(tmp_path, {"n": 5}, "mle", 3)

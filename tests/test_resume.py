@@ -16,22 +16,26 @@ import pandas as pd
 import pytest
 from conftest import study_spec
 
-from mlesim.checkpoint import ChunkStore, chunk_name, fingerprint
+from mlesim import chunkfiles
+from mlesim.checkpoint import ChunkStore, fingerprint
+from mlesim.chunkfiles import chunk_files, saved_chunks
 from mlesim.engine import plan, run_study, simulate
 from mlesim.pipeline import run_pipeline
 from mlesim.study import validate
 
-# 200 chunks of 50 data sets of n = 2000: a few seconds, long enough to kill half-way
+# 400 chunks of 50 data sets of n = 2000 on one core: a second or two, long enough to kill
+# half-way (chunks reach their files a group every quarter of a second)
 KILLED = [
     "truth=normal",
     "n=[2000]",
-    "replications=10000",
+    "replications=20000",
+    "runner.n_jobs=1",
     "runner.chunk_size=50",
     "runner.progress=false",
     "study=summary",
     "seed=11",
 ]
-CHUNKS = 200
+CHUNKS = 400
 
 BASE = {
     "truth": {"family": "normal", "params": {"mu": 1.0, "sigma2": 2.0}},
@@ -51,10 +55,10 @@ def mlesim_cmd(run_dir: Path) -> list[str]:
 
 
 def wait_for_chunks(chunks: Path, proc: subprocess.Popen, at_least: int) -> None:
-    """Poll until ``at_least`` chunk files exist (the run is under way)."""
+    """Poll until ``at_least`` chunks are in files (the run is under way)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if chunks.is_dir() and len(list(chunks.glob("*.npz"))) >= at_least:
+        if saved_chunks(chunks) >= at_least:
             return
         assert proc.poll() is None, "the run ended before it could be killed"
         time.sleep(0.005)
@@ -73,8 +77,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_table(tmp_path, compose_cfg):
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / "replicates.parquet").exists()
-    kept = {p.name: p.stat().st_mtime_ns for p in (killed / "chunks").glob("*.npz")}
-    assert 20 <= len(kept) < CHUNKS  # killed half-way
+    kept = {p.name: p.stat().st_mtime_ns for p in chunk_files(killed / "chunks")}
+    saved = saved_chunks(killed / "chunks")
+    assert 20 <= saved < CHUNKS  # killed half-way
 
     again = subprocess.run(
         mlesim_cmd(killed), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
@@ -82,7 +87,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_table(tmp_path, compose_cfg):
     assert again.returncode == 0, again.stderr[-2000:]
     found = re.search(r"resumed (\d+) of (\d+) chunks", again.stdout + again.stderr)
     assert found, again.stdout[-2000:]
-    assert int(found.group(2)) == CHUNKS and int(found.group(1)) >= len(kept)
+    assert int(found.group(2)) == CHUNKS and int(found.group(1)) >= saved
     for name, mtime in kept.items():  # finished chunks were reused, not rewritten
         assert (killed / "chunks" / name).stat().st_mtime_ns == mtime
 
@@ -90,7 +95,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_table(tmp_path, compose_cfg):
     run_pipeline(validate(compose_cfg(*KILLED)), whole, progress=False)
     resumed = pd.read_parquet(killed / "replicates.parquet")
     uninterrupted = pd.read_parquet(whole / "replicates.parquet")
-    assert len(uninterrupted) == 10000 * 2
+    assert len(uninterrupted) == 20000 * 2
     pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=True)
     pd.testing.assert_frame_equal(
         pd.read_csv(killed / "summary.csv"), pd.read_csv(whole / "summary.csv"), check_exact=True
@@ -106,12 +111,14 @@ def test_a_finished_run_is_resumed_entirely(tmp_path):
 
 
 def test_stale_chunks_are_recomputed(tmp_path):
-    """Chunks of another seed sit under the same names but carry another fingerprint."""
+    """Chunks of another seed carry another fingerprint; their files go once every chunk
+    they hold is saved again."""
     run_study(make_spec(seed=1), ChunkStore(tmp_path))
-    names = sorted(p.name for p in tmp_path.glob("*.npz"))
+    old = {p.name for p in chunk_files(tmp_path)}
     sim = run_study(make_spec(seed=2), ChunkStore(tmp_path))
     assert sim.resumed == 0
-    assert sorted(p.name for p in tmp_path.glob("*.npz")) == names  # overwritten in place
+    assert old and not old & {p.name for p in chunk_files(tmp_path)}
+    assert saved_chunks(tmp_path) == 8
     fresh = simulate(make_spec(seed=2), progress=False)
     pd.testing.assert_frame_equal(sim.replicates, fresh, check_exact=True)
 
@@ -130,7 +137,6 @@ def test_the_fingerprint_covers_what_determines_a_chunk():
         plan(make_spec(confidence=0.9, replications=60, n=[5, 10, 20]))[0],
     ]
     assert {fingerprint(t) for t in same} == {fingerprint(base)}
-    assert chunk_name(base) == f"c{base.key:016x}-000000.npz"
 
 
 def test_the_fingerprint_is_the_hash_of_the_whole_description(monkeypatch):
@@ -172,10 +178,12 @@ def test_the_fingerprint_is_the_hash_of_the_whole_description(monkeypatch):
             assert store.fingerprint(task, versions) == expected
 
 
-def test_a_damaged_chunk_file_is_recomputed(tmp_path):
+def test_a_damaged_chunk_file_is_recomputed(tmp_path, monkeypatch):
+    monkeypatch.setattr(chunkfiles, "GROUP_BYTES", 1)  # one chunk to a file
     spec = make_spec()
     ref = run_study(spec, ChunkStore(tmp_path)).replicates
-    victim = tmp_path / chunk_name(plan(spec)[3])
+    assert len(chunk_files(tmp_path)) == 8
+    victim = chunk_files(tmp_path)[3]
     victim.write_bytes(victim.read_bytes()[:100])  # truncated (not by mlesim: it writes atomically)
     (tmp_path / ".left-by-a-kill.npz.tmp").write_bytes(b"partial")
     sim = run_study(spec, ChunkStore(tmp_path))
@@ -187,13 +195,12 @@ def test_a_damaged_chunk_file_is_recomputed(tmp_path):
 def test_resume_false_recomputes_every_chunk(tmp_path):
     spec = make_spec()
     run_study(spec, ChunkStore(tmp_path))
-    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.npz")}
-    time.sleep(0.01)
+    before = {p.name for p in chunk_files(tmp_path)}
     sim = run_study(make_spec(runner={"resume": False}), ChunkStore(tmp_path, resume=False))
     assert sim.resumed == 0
-    after = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.npz")}
-    assert after.keys() == before.keys()
-    assert all(after[k] > before[k] for k in before)
+    after = {p.name for p in chunk_files(tmp_path)}
+    assert before and after and not before & after  # written again, the old files gone
+    assert saved_chunks(tmp_path) == 8
 
 
 def test_raising_replications_reuses_the_full_chunks(tmp_path):

@@ -16,6 +16,7 @@ import pandas as pd
 import psutil
 from conftest import study_spec
 
+from mlesim.chunkfiles import saved_chunks
 from mlesim.engine import simulate
 
 #: a run far too long to finish during the test: 2000 chunks of 50 replicates
@@ -81,7 +82,7 @@ def test_workers_die_when_the_run_is_killed(tmp_path: Path):
     main_cmdline = psutil.Process(main.pid).cmdline()
     try:
         deadline = time.monotonic() + 60
-        while len(list((run_dir / "chunks").glob("**/*.npz"))) < 3:
+        while saved_chunks(run_dir / "chunks") < 3:
             assert main.poll() is None, f"the run ended early:\n{err.read_text()}"
             assert time.monotonic() < deadline, f"no chunks saved:\n{err.read_text()}"
             time.sleep(0.1)
