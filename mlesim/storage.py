@@ -47,8 +47,12 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> Path:
 
 
 def write_parquet(path: str | os.PathLike, df: pd.DataFrame) -> Path:
-    """Atomically write ``df`` as Parquet without its index."""
-    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    """Atomically write ``df`` as Parquet without its index, dictionary-encoding every
+    column but the floating ones (estimates and SEs, nearly all distinct: trying a
+    dictionary for them cost a quarter of the time of a 6-million-row table, and the
+    file came out larger)."""
+    coded = [str(c) for c, t in df.dtypes.items() if t.kind != "f"]
+    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False, use_dictionary=coded))
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
