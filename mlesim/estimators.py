@@ -51,6 +51,8 @@ def settle(
     fit says so and its estimates are estimable (``finite``); a failure without a reason
     of its own gets "not converged" or "non-finite estimate", a success ''."""
     conv = np.asarray(finite, bool) & np.asarray(conv, bool)
+    if conv.all():  # (the usual chunk: no per-row work on the object array)
+        return conv, np.full(conv.shape, "", dtype=object)
     reason = np.array(reason, dtype=object)
     blank = ~conv & (reason == "")
     reason[blank] = np.where(finite, "not converged", "non-finite estimate")[blank]

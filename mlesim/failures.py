@@ -56,6 +56,8 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
     finite = estimable(est.model, values, tuple(est.param_names_))
     ok = np.asarray(est.converged_, dtype=bool) & finite
     reason = np.full(rows, "", dtype=object)
+    if ok.all():  # (the usual chunk: nothing to say)
+        return values, se, ok, reason
     reason[~ok & ~finite] = "non-finite estimate"
     reason[~ok & finite] = "not converged"
     own = np.asarray(est.reason_, dtype=object)

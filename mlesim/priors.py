@@ -56,7 +56,7 @@ from mlesim.families import Family
 from mlesim.families.base import estimable, fixed_mask, from_free, to_free
 from mlesim.families.smooth import SmoothFamily, subset, transform_derivs
 from mlesim.lazy import lazy_module
-from mlesim.standard_errors import at_boundary, pinned_se, stand_in
+from mlesim.standard_errors import at_boundary, free_block, pinned_se, stand_in
 from mlesim.sufficient import mean_ss
 
 st = lazy_module("scipy.stats")
@@ -270,7 +270,7 @@ def map_estimate(
         curvature = -model.hessian(x, far)
         j = np.arange(model.p)
         curvature[:, j, j] -= prior_hessian(model, far, prior)
-        curvature = curvature[:, free][:, :, free]
+        curvature = free_block(curvature, free)
     se = pinned_se(curvature, at_boundary(model, est, free))
     se[infinite[:, free]] = np.inf  # ν̂ = ∞: no finite precision (as the MLE's)
     se[~conv] = np.nan

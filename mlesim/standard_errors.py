@@ -74,22 +74,26 @@ def pinned_se(info: np.ndarray, edge: np.ndarray, meat: np.ndarray | None = None
     a = np.array(info, dtype=float)
     with np.errstate(invalid="ignore"):
         pin = edge | (np.diagonal(a, axis1=1, axis2=2) == np.inf)
-    rows, cols = np.nonzero(pin)
-    a[rows, cols, :] = 0.0
-    a[rows, :, cols] = 0.0
-    a[rows, cols, cols] = 1.0
+    pinned = bool(pin.any())
+    if pinned:  # (the usual chunk has none: no indexing then)
+        rows, cols = np.nonzero(pin)
+        a[rows, cols, :] = 0.0
+        a[rows, :, cols] = 0.0
+        a[rows, cols, cols] = 1.0
     with np.errstate(all="ignore"):
         if meat is None:
             var = 1.0 / a[:, :, 0] if a.shape[-1] == 1 else None
             var = np.diagonal(inverse(a), axis1=1, axis2=2) if var is None else var
         else:
             b = np.array(meat, dtype=float)
-            b[rows, cols, :] = 0.0
-            b[rows, :, cols] = 0.0
+            if pinned:
+                b[rows, cols, :] = 0.0
+                b[rows, :, cols] = 0.0
             a_inv = inverse(a)
             var = np.diagonal(a_inv @ b @ a_inv, axis1=1, axis2=2)
         se = np.sqrt(var)
-    se[pin] = 0.0
+    if pinned:
+        se[pin] = 0.0
     return se
 
 
@@ -108,8 +112,14 @@ def information_se(family: Family, theta: np.ndarray, n: int, free: np.ndarray) 
     """
     far, infinite = stand_in(theta)
     with np.errstate(all="ignore"):
-        info = n * family.fisher(far)[:, free][:, :, free]
+        info = n * free_block(family.fisher(far), free)
     return _infinite_se(pinned_se(info, at_boundary(family, theta, free)), infinite[:, free])
+
+
+def free_block(m: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The (R, k, k) block of the free parameters of ``m`` (R, p, p) (``m`` itself when
+    every parameter is free)."""
+    return m if free.all() else m[:, free][:, :, free]
 
 
 def inverse(a: np.ndarray) -> np.ndarray:
@@ -119,8 +129,15 @@ def inverse(a: np.ndarray) -> np.ndarray:
     is tiny relative to the product of the diagonal, and every row for k > 3, use
     ``np.linalg.pinv``.
     """
-    out = np.full(a.shape, np.nan)
     ok = np.all(np.isfinite(a), axis=(1, 2))
+    if 1 < a.shape[-1] <= 3 and ok.all():  # the usual case, without indexing by rows
+        minors, adj = minors_adjugate(a)
+        det = minors[-1]
+        scale = np.abs(np.prod(np.diagonal(a, axis1=1, axis2=2), axis=1))
+        if np.all(np.abs(det) > 1e-12 * scale):
+            with np.errstate(all="ignore"):
+                return adj / det[:, None, None]
+    out = np.full(a.shape, np.nan)
     rest = ok.copy()
     if 1 < a.shape[-1] <= 3 and ok.any():
         minors, adj = minors_adjugate(a[ok])
@@ -153,7 +170,7 @@ def observed_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarr
     """
     far, infinite = stand_in(theta)
     with np.errstate(all="ignore"):
-        h = family.hessian(x, far)[:, free][:, :, free]
+        h = free_block(family.hessian(x, far), free)
     return _infinite_se(pinned_se(-h, at_boundary(family, theta, free)), infinite[:, free])
 
 
@@ -169,7 +186,7 @@ def sandwich_se(family: Family, x: np.ndarray, theta: np.ndarray, free: np.ndarr
     """
     far, infinite = stand_in(theta)
     with np.errstate(all="ignore"):
-        h = family.hessian(x, far)[:, free][:, :, free]
+        h = free_block(family.hessian(x, far), free)
         s = family.score(x, far)[:, :, free]
         b = np.einsum("rni,rnj->rij", s, s)
     se = pinned_se(-h, at_boundary(family, theta, free), meat=b)

@@ -124,3 +124,29 @@ def test_map_coverage_matches_exact_enumeration(a, b, p, n):
     row = _bernoulli_summary(p, n, {"map": spec}).loc["map"]
     assert row["n_se"] == row["n_rep"]
     assert abs(row["coverage"] - exact) < Z * row["coverage_mcse"], (row["coverage"], exact)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_chunk_without_bad_rows_gets_the_same_inverse_and_ses_as_one_with(k):
+    """The batched inverse and SEs take a shortcut when every row is finite, well
+    conditioned and unpinned; its rows are bit for bit those of a batch with a
+    non-finite, a singular and a pinned row (which goes the long way), and the
+    inverse is numpy's within rounding."""
+    from mlesim.standard_errors import inverse, pinned_se
+
+    rng = np.random.default_rng(k)
+    m = rng.normal(size=(200, k, k))
+    a = m @ m.transpose(0, 2, 1) + 0.1 * np.eye(k)  # positive definite
+    bad = np.concatenate([a, np.full((1, k, k), np.nan), np.ones((1, k, k))])
+    np.testing.assert_array_equal(inverse(a), inverse(bad)[:200])
+    assert np.isnan(inverse(bad)[200]).all()
+    np.testing.assert_allclose(inverse(a), np.linalg.inv(a), rtol=1e-9, atol=1e-12)
+    edge = np.zeros((200, k), bool)
+    some = edge.copy()
+    some[7, 0] = True
+    long_way = pinned_se(a, some)
+    rows = np.arange(200) != 7
+    np.testing.assert_array_equal(pinned_se(a, edge)[rows], long_way[rows])
+    assert long_way[7, 0] == 0.0
+    meat = a[::-1].copy()
+    np.testing.assert_array_equal(pinned_se(a, edge, meat)[rows], pinned_se(a, some, meat)[rows])
