@@ -48,8 +48,8 @@ import numpy as np
 import scipy
 
 from mlesim.chunkfiles import (
-    DAMAGED,
     RESULT_KEYS,
+    Damaged,
     GroupWriter,
     Manifest,
     Saved,
@@ -180,16 +180,20 @@ class ChunkStore:
         self._manifests: dict[Path, Manifest] = {}
         self._live: dict[Path, set[tuple[int, int]]] = {}  # chunks not saved again since
         self._payloads: OrderedDict[Path, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0  # bytes in _payloads
         self._damaged: set[Path] = set()
+        self._used: set[Path] = set()  # files a chunk was read from: never deleted
         self._unreadable: list[Path] = []  # deleted when this store first writes
         if self.root is not None and self.root.is_dir():
-            for tmp in self.root.glob(".*.tmp"):  # left by a killed writer
-                tmp.unlink(missing_ok=True)
-            for path in chunk_files(self.root):  # oldest first (names start with the time)
+            for path in chunk_files(self.root):  # oldest first
                 try:
                     self._add(path, read_manifest(path))
-                except DAMAGED as err:
-                    log.warning("unreadable chunk file %s is ignored (%s)", path.name, err)
+                except Damaged as err:
+                    log.warning(
+                        "damaged chunk file %s is ignored: its chunks are computed again (%s)",
+                        path.name,
+                        err,
+                    )
                     self._unreadable.append(path)
 
     def fingerprint(self, task: Task, versions: bool = True) -> str:
@@ -215,6 +219,7 @@ class ChunkStore:
         files checked one at a time, :meth:`by_file`)."""
         tasks = list(tasks)
         done = {id(t) for t in self.by_file(tasks) if self.done(t)}
+        self.forget_read()  # (read again when the resumed chunks are assembled)
         return [t for t in tasks if id(t) not in done]
 
     def save(self, task: Task, result: dict[str, np.ndarray], keep: bool = True) -> None:
@@ -234,12 +239,21 @@ class ChunkStore:
             self._memory[ident] = (fp, result)
             self._kept += size
         if self._writer is None:
-            for path in self._unreadable:  # (what it held is being computed again)
-                path.unlink(missing_ok=True)
-            self._unreadable = []
-            self._writer = GroupWriter(self.root, self._written)
+            self._start_writing()
         config_fp = self.fingerprint(task, versions=False)
         self._writer.put(Saved(task.key, task.chunk, fp, config_fp, result))
+
+    def _start_writing(self) -> None:
+        """Before this store's first file: clear what a killed writer left (its
+        temporary files, under the run's lock; not when a store only reads, as
+        :mod:`mlesim.replay` does beside a run) and the damaged files, whose chunks
+        are being computed again."""
+        for tmp in self.root.glob(".*.tmp") if self.root.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+        for path in self._unreadable:
+            path.unlink(missing_ok=True)
+        self._unreadable = []
+        self._writer = GroupWriter(self.root, self._written)
 
     def flush(self) -> None:
         """Wait until every chunk saved so far is in its file; raise the first error
@@ -254,8 +268,8 @@ class ChunkStore:
         ``"other"`` (another configuration), ``"unknown"`` (a file without the
         configuration's fingerprint) or ``"missing"`` (none, e.g. chunks/ deleted)."""
         entries = self._entries.get((task.key, task.chunk), [])
-        if not entries:
-            return "missing"
+        if not entries:  # (a damaged file may have held it)
+            return "unknown" if self._unreadable or self._damaged else "missing"
         if any(e.fingerprint == self.fingerprint(task) for e in entries):
             return "same"
         if not any(e.config_fingerprint for e in entries):
@@ -272,8 +286,16 @@ class ChunkStore:
 
     def results(self, tasks: Iterable[Task]) -> Iterator[dict[str, np.ndarray]]:
         """The stored results of ``tasks``, one at a time, in order."""
-        for task in tasks:
-            yield self.load(task)
+        try:
+            for task in tasks:
+                yield self.load(task)
+        finally:
+            self.forget_read()
+
+    def forget_read(self) -> None:
+        """Let go of the files' contents kept for their next chunk."""
+        self._payloads.clear()
+        self._cached = 0
 
     def by_file(self, tasks: Iterable[Task]) -> list[Task]:
         """``tasks`` in the order their chunks lie in the files (loading them in this
@@ -303,6 +325,7 @@ class ChunkStore:
                 continue
             payload = self._payload(entry.path)
             if payload is not None:
+                self._used.add(entry.path)
                 return chunk_of(self._manifests[entry.path], payload, entry.index)
         return None
 
@@ -316,28 +339,25 @@ class ChunkStore:
             return self._payloads[path]
         try:
             payload = read_payload(path)
-        except DAMAGED as err:
-            count = len(self._manifests[path].keys)
-            log.warning(
-                "damaged chunk file %s: its %d chunk(s) are recomputed (%s)",
-                path.name,
-                count,
-                type(err).__name__,
-            )
+        except Damaged as err:
+            log.warning("damaged chunk file %s: its chunks are computed again (%s)", path.name, err)
             self._damaged.add(path)
             return None
         self._payloads[path] = payload
-        while len(self._payloads) > 1:
-            if sum(a.nbytes + b.nbytes for a, b in self._payloads.values()) <= KEEP_BYTES:
-                break
-            self._payloads.popitem(last=False)
+        self._cached += _nbytes(payload)
+        while len(self._payloads) > 1 and self._cached > KEEP_BYTES:
+            self._cached -= _nbytes(self._payloads.popitem(last=False)[1])
         return payload
 
     def _add(self, path: Path, manifest: Manifest) -> None:
-        """Index the chunks of the file ``path`` (newer than every file indexed)."""
+        """Index the chunks of the file ``path`` (newer than every file indexed): the
+        older files' copies of its chunks are no longer live."""
         idents = list(zip(manifest.keys.tolist(), manifest.chunks.tolist(), strict=True))
         self._manifests[path] = manifest
         self._live[path] = set(idents)
+        for ident in idents:
+            for entry in self._entries.get(ident, []):
+                self._live[entry.path].discard(ident)
         for i, ident in enumerate(idents):
             entry = _Entry(
                 path, i, str(manifest.fingerprints[i]), str(manifest.config_fingerprints[i])
@@ -355,16 +375,16 @@ class ChunkStore:
             np.cumsum([len(s.result["est"]) for s in batch], dtype=np.int64),
             np.cumsum([len(s.result["fail_est"]) for s in batch], dtype=np.int64),
         )
+        saved = {(s.key, s.chunk) for s in batch}
         with self._lock:
             done = set()
-            for s in batch:
-                for entry in self._entries.get((s.key, s.chunk), []):
-                    live = self._live.get(entry.path)
-                    if live is not None:
-                        live.discard((s.key, s.chunk))
-                        if not live:
-                            done.add(entry.path)
+            for ident in saved:
+                for entry in self._entries.get(ident, []):
+                    live = self._live[entry.path]
+                    if live and live <= saved:
+                        done.add(entry.path)  # (its last live chunks are in this file)
             self._add(path, manifest)
+            done -= self._used
             for old in done:
                 self._forget(old)
         for old in done:
@@ -374,10 +394,15 @@ class ChunkStore:
         """Drop a file from the index (under the lock)."""
         manifest = self._manifests.pop(path)
         del self._live[path]
-        self._payloads.pop(path, None)
+        payload = self._payloads.pop(path, None)
+        self._cached -= 0 if payload is None else _nbytes(payload)
         for ident in zip(manifest.keys.tolist(), manifest.chunks.tolist(), strict=True):
             entries = [e for e in self._entries.get(ident, []) if e.path != path]
             if entries:
                 self._entries[ident] = entries
             else:
                 self._entries.pop(ident, None)
+
+
+def _nbytes(payload: tuple[np.ndarray, np.ndarray]) -> int:
+    return payload[0].nbytes + payload[1].nbytes

@@ -21,12 +21,14 @@ as groups of one.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import sys
 import threading
 import time
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +54,28 @@ GROUP_BYTES = 2**24
 #: ... or once its oldest chunk has waited this long (what a ``kill -9`` may lose)
 GROUP_SECONDS = 0.25
 
-#: errors of a file that is not a whole chunk file (truncated, flipped bytes, not a zip)
-DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+_GROUP = re.compile(r"g-[0-9a-f]+-\d+-\d+\.npz")
+_LEGACY = re.compile(r"c([0-9a-f]{16})-(\d{6,})\.npz")
 
-_LEGACY = re.compile(r"c([0-9a-f]{16})-(\d{6})\.npz")
+
+class Damaged(Exception):
+    """A chunk file that does not read whole (truncated, flipped bytes, not a zip of
+    arrays): whatever numpy or zipfile raised, in one type."""
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """``np.load(path)`` of a chunk file, any error of it (or of reading it) as
+    :class:`Damaged`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not a zip of arrays")
+            yield data
+    except Damaged:
+        raise
+    except Exception as err:  # noqa: BLE001 - zipfile and numpy raise many kinds
+        raise Damaged(f"{type(err).__name__}: {err}") from err
 
 
 @dataclass(frozen=True)
@@ -132,8 +152,8 @@ def write_group(path: Path, batch: list[Saved]) -> None:
 
 
 def read_manifest(path: Path) -> Manifest:
-    """The manifest of a chunk file; one of :data:`DAMAGED` if it cannot be read."""
-    with np.load(path, allow_pickle=False) as data:
+    """The manifest of a chunk file; :class:`Damaged` if it cannot be read."""
+    with _opened(path) as data:
         if "keys" in data.files:
             return Manifest(
                 data["keys"].astype(np.uint64),
@@ -159,8 +179,8 @@ def read_manifest(path: Path) -> Manifest:
 
 def read_payload(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The ``rows`` and ``fails`` of a chunk file, every byte checked against the zip's
-    CRC; one of :data:`DAMAGED` if they do not read whole."""
-    with np.load(path, allow_pickle=False) as data:
+    CRC; :class:`Damaged` if they do not read whole."""
+    with _opened(path) as data:
         return data["rows"], data["fails"]
 
 
@@ -180,10 +200,22 @@ def chunk_of(
 
 
 def chunk_files(root: Path) -> list[Path]:
-    """The chunk files of a directory (not the temporary files of a writer)."""
+    """The chunk files of a directory, oldest first: the files named as mlesim names
+    them (groups, and single chunks of earlier versions), not a writer's temporary
+    files nor anything else a user put there."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("*.npz") if not p.name.startswith("."))
+    names = (p for p in root.glob("*.npz") if _GROUP.fullmatch(p.name) or _LEGACY.fullmatch(p.name))
+    return sorted((p for p in names if p.is_file()), key=_age)
+
+
+def _age(path: Path) -> tuple[int, int, int | str]:
+    """Sort key, oldest first: files of earlier versions, then groups by the time and
+    sequence in their names."""
+    if path.name.startswith("c"):
+        return (0, 0, path.name)
+    _, stamp, _, seq = path.stem.split("-")
+    return (1, int(stamp, 16), int(seq))
 
 
 def saved_chunks(root: str | os.PathLike) -> int:
@@ -193,7 +225,7 @@ def saved_chunks(root: str | os.PathLike) -> int:
     for path in chunk_files(Path(root)):
         try:
             m = read_manifest(path)
-        except DAMAGED:
+        except Damaged:
             continue
         seen.update(zip(m.keys.tolist(), m.chunks.tolist(), strict=True))
     return len(seen)
@@ -221,6 +253,15 @@ class GroupWriter:
         self._sequence = 0
         self._thread = threading.Thread(target=self._loop, name="mlesim-chunks", daemon=True)
         self._thread.start()
+        atexit.register(self._at_exit)  # (a daemon thread would not finish at exit)
+
+    def _at_exit(self) -> None:
+        """At the interpreter's exit, write what is queued (a Python session that saved
+        chunks and never flushed its store)."""
+        try:
+            self.close()
+        except Exception as err:  # noqa: BLE001 - nothing to raise into at exit
+            print(f"mlesim: chunks not saved at exit: {err}", file=sys.stderr)
 
     def put(self, saved: Saved) -> None:
         """Queue one chunk (it is in a file within :data:`GROUP_SECONDS` or so)."""
@@ -248,6 +289,7 @@ class GroupWriter:
 
     def close(self) -> None:
         """:meth:`flush`, then end the thread."""
+        atexit.unregister(self._at_exit)
         try:
             self.flush()
         finally:

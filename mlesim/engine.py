@@ -266,6 +266,7 @@ def run_study(
             resumed = [t for t in tasks if (t.key, t.chunk) not in assembly.added]
             for task in store.by_file(resumed):  # (each file read once)
                 assembly.add(task, store.load(task))
+            store.forget_read()
             replicates, failures = assembly.tables()
     return Simulation(replicates, failures, len(tasks), len(tasks) - computed, report)
 

@@ -158,3 +158,114 @@ def test_saved_chunks_counts_chunks_not_files_and_skips_damage(tmp_path):
     (tmp_path / ".half.npz.tmp").write_bytes(b"partial")
     assert saved_chunks(tmp_path) == 5
     assert saved_chunks(tmp_path / "absent") == 0
+
+
+def _damage_central_directory(path) -> None:
+    """Set the compression method of the zip's first central-directory entry to one
+    zipfile does not know: reading then raises NotImplementedError, not BadZipFile."""
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x01\x02")
+    while data.rfind(b"PK\x01\x02", 0, at) != -1:
+        at = data.rfind(b"PK\x01\x02", 0, at)
+    data[at + 10 : at + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["method", "npy", "truncated"])
+@pytest.mark.parametrize("resume", [True, False])
+def test_any_damaged_file_is_recomputed_never_a_crash(tmp_path, damage, resume):
+    spec = make_spec()
+    ref = run_study(spec, ChunkStore(tmp_path)).replicates
+    (victim,) = chunk_files(tmp_path)
+    if damage == "method":
+        _damage_central_directory(victim)
+    elif damage == "npy":
+        with open(victim, "wb") as fh:
+            np.save(fh, np.arange(3))
+    else:
+        victim.write_bytes(victim.read_bytes()[:-50])
+    assert saved_chunks(tmp_path) == 0
+    sim = run_study(spec, ChunkStore(tmp_path, resume=resume))
+    assert sim.resumed == 0 and saved_chunks(tmp_path) == 16
+    assert not victim.exists()  # (the store deleted it before writing its chunks again)
+    pd.testing.assert_frame_equal(sim.replicates, ref, check_exact=True)
+
+
+def test_a_users_files_are_neither_read_nor_deleted(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "notes.npz").write_bytes(b"mine")
+    (tmp_path / "g-1-2-3.npz").mkdir()  # a directory with a chunk file's name
+    spec = make_spec()
+    run_study(spec, ChunkStore(tmp_path))
+    sim = run_study(spec, ChunkStore(tmp_path))
+    assert sim.resumed == 16
+    assert (tmp_path / "notes.npz").read_bytes() == b"mine" and (tmp_path / "g-1-2-3.npz").is_dir()
+
+
+def test_the_files_contents_are_let_go_after_a_resume(tmp_path):
+    spec = make_spec()
+    run_study(spec, ChunkStore(tmp_path))
+    store = ChunkStore(tmp_path)
+    assert run_study(spec, store).resumed == 16
+    assert not store._payloads and store._cached == 0
+
+
+def test_a_file_goes_once_its_chunks_are_saved_again_across_two_runs(tmp_path):
+    """Seed 1 saves both cells in one file; seed 2 saves them again, one cell per run
+    (store): the old file goes after the second."""
+    run_study(make_spec(seed=1), ChunkStore(tmp_path))
+    (old,) = chunk_files(tmp_path)
+    run_study(make_spec(seed=2, n=[5]), ChunkStore(tmp_path))
+    assert old.exists()
+    run_study(make_spec(seed=2, n=[10]), ChunkStore(tmp_path))
+    assert not old.exists() and saved_chunks(tmp_path) == 16
+
+
+def test_chunks_saved_without_a_flush_are_written_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[2]];"
+        "from test_chunkfiles import make_spec;"
+        "from mlesim.checkpoint import ChunkStore; from mlesim.engine import plan;"
+        "from mlesim.work import run_task;"
+        "store = ChunkStore(sys.argv[1]);"
+        "[store.save(t, run_task(t)) for t in plan(make_spec())[:3]]"
+    )
+    tests = str(__import__("pathlib").Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), tests], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert saved_chunks(tmp_path) == 3
+
+
+def test_a_reader_leaves_a_writers_temporary_files_alone(tmp_path):
+    """replay() beside a running run opens a store on its chunks/: only a store that
+    writes clears what a killed writer left."""
+    run_study(make_spec(), ChunkStore(tmp_path))
+    tmp = tmp_path / ".g-1-2-3.npz.abc.tmp"
+    tmp.write_bytes(b"being written")
+    ChunkStore(tmp_path).provenance(plan(make_spec())[0])
+    assert tmp.exists()
+    run_study(make_spec(seed=9), ChunkStore(tmp_path))
+    assert not tmp.exists()
+
+
+def test_old_single_chunk_files_past_a_million_chunks_are_read(tmp_path):
+    from mlesim.chunkfiles import read_manifest
+
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / f"c{7:016x}-{1234567}.npz"
+    np.savez(path, fingerprint=np.asarray("f"), rows=np.zeros(0), fails=np.zeros(0))
+    assert chunk_files(tmp_path) == [path]
+    m = read_manifest(path)
+    assert (int(m.keys[0]), int(m.chunks[0])) == (7, 1234567)
+
+
+def test_a_chunk_in_a_damaged_file_has_unknown_provenance(tmp_path):
+    run_study(make_spec(), ChunkStore(tmp_path))
+    (victim,) = chunk_files(tmp_path)
+    victim.write_bytes(b"PK")
+    assert ChunkStore(tmp_path).provenance(plan(make_spec())[0]) == "unknown"

@@ -75,7 +75,7 @@ def test_a_damaged_chunk_is_recomputed_with_a_warning(tmp_path, caplog, monkeypa
     chunk.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO, logger="mlesim"):
         again = run_pipeline(spec, run, progress=False)
-    said = f"damaged chunk file {chunk.name}: its 1 chunk(s) are recomputed"
+    said = f"damaged chunk file {chunk.name}: its chunks are computed again"
     assert any(said in r.message for r in caplog.records)
     assert any("resumed 2 of 3 chunks" in r.message for r in caplog.records)
     pd.testing.assert_frame_equal(whole, again["replicates"])
