@@ -113,9 +113,8 @@ def blocks(replicates: pd.DataFrame, factor_names: list[str]) -> Iterator[pd.Dat
     if len(replicates) <= BLOCK_ROWS or not factor_names:
         yield replicates
         return
-    cells, count = group_ids(replicates, factor_names)
-    starts = np.flatnonzero(np.diff(cells)) + 1
-    if starts.size == count - 1:  # each cell's rows contiguous: slices
+    starts = _cell_starts(replicates, factor_names)
+    if starts is not None:  # each cell's rows contiguous: slices
         bounds = [0, *starts.tolist(), len(replicates)]
         begin = 0
         for end in bounds[1:]:
@@ -123,6 +122,7 @@ def blocks(replicates: pd.DataFrame, factor_names: list[str]) -> Iterator[pd.Dat
                 yield replicates.iloc[begin:end]
                 begin = end
         return
+    cells, count = group_ids(replicates, factor_names)
     order, bounds = group_order(cells, count)
     per_cell = np.split(order, bounds)
     batch: list[np.ndarray] = []
@@ -131,6 +131,35 @@ def blocks(replicates: pd.DataFrame, factor_names: list[str]) -> Iterator[pd.Dat
         if sum(p.size for p in batch) >= BLOCK_ROWS or i == len(per_cell) - 1:
             yield replicates.take(np.sort(np.concatenate(batch)))
             batch = []
+
+
+#: more runs of rows than this and the table is taken as not laid out by cell
+MAX_RUNS = 1 << 16
+
+
+def _cell_starts(replicates: pd.DataFrame, factor_names: list[str]) -> np.ndarray | None:
+    """Where each cell's rows begin but the first (k − 1,), if every cell's rows are one
+    contiguous run (mlesim's tables are), else None. One pass of neighbour comparisons
+    with boolean temporaries (the cells' ids over the whole table took 0.2–0.3 s for 6
+    million rows)."""
+    change = np.zeros(len(replicates) - 1, dtype=bool)
+    for name in factor_names:
+        column = replicates[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            values = column.cat.codes.to_numpy()
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iubf":
+            values = column.to_numpy()
+        else:  # (strings, objects: hashed once rather than compared row by row)
+            values = pd.factorize(column, use_na_sentinel=False)[0]
+        differs = values[1:] != values[:-1]
+        if values.dtype.kind == "f":  # NaN after NaN is the same cell
+            differs &= ~(np.isnan(values[1:]) & np.isnan(values[:-1]))
+        change |= differs
+    starts = np.flatnonzero(change) + 1
+    if starts.size >= MAX_RUNS:
+        return None
+    firsts = replicates[factor_names].iloc[np.r_[0, starts]]
+    return None if firsts.duplicated().any() else starts
 
 
 def _summarise_block(

@@ -44,3 +44,19 @@ def test_blocks_of_cells_give_the_summary_of_the_whole_table(monkeypatch, compar
     pd.testing.assert_frame_equal(
         summary_module.summarise(spec, shuffled, extended=True), whole_shuffled, check_exact=True
     )
+
+
+def test_cells_laid_out_in_runs_are_found_by_comparing_neighbours():
+    """Cell boundaries from neighbouring rows: integer, float (NaN a value like any
+    other), categorical and string factors; a cell in two runs is not contiguous."""
+    a = np.repeat([1, 1, 2, 2], 3)
+    b = np.repeat([0.5, np.nan, 0.5, np.nan], 3)
+    c = pd.Categorical(np.repeat(["x", "y", "x", "y"], 3))
+    d = np.repeat(np.array(["p", "q", "p", "q"], dtype=object), 3)
+    df = pd.DataFrame({"a": a, "b": b, "c": c, "d": d})
+    for names in (["a", "b"], ["a", "c"], ["a", "d"], ["a", "b", "c", "d"]):
+        np.testing.assert_array_equal(summary_module._cell_starts(df, names), [3, 6, 9])
+    np.testing.assert_array_equal(summary_module._cell_starts(df, ["a"]), [6])
+    split = df.iloc[[0, 1, 3, 4, 2, 5, 6, 7, 8, 9, 10, 11]]  # cell (1, 0.5) in two runs
+    assert summary_module._cell_starts(split, ["a", "b"]) is None
+    assert summary_module._cell_starts(df, ["b"]) is None  # b alone: its cells interleave
