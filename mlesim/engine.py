@@ -42,7 +42,7 @@ from mlesim.chunks import (
 from mlesim.config import StudySpec
 from mlesim.interrupt import raise_if_requested
 from mlesim.stopping import StopReport, sequential
-from mlesim.work import chunk_data, run_task
+from mlesim.work import bundles, chunk_data, run_bundle, run_task
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -84,13 +84,15 @@ def compute(
     todo = store.pending(tasks)
     if bar is not None:
         bar.add(tasks, todo)
+    groups = bundles(todo)  # (chunks of small data sets fitted together)
     try:
-        for i, result in pool.imap_unordered(run_task, todo):
-            store.save(todo[i], result, keep=assembly is None)
-            if assembly is not None:
-                assembly.add(todo[i], result)
-            if bar is not None:
-                bar.done(todo[i])
+        for i, results in pool.imap_unordered(run_bundle, groups):
+            for task, result in zip(groups[i], results, strict=True):
+                store.save(task, result, keep=assembly is None)
+                if assembly is not None:
+                    assembly.add(task, result)
+                if bar is not None:
+                    bar.done(task)
             raise_if_requested()  # a Ctrl-C that landed in a finaliser is honoured here
     finally:  # (also on Ctrl-C: what is finished is written, for a resume)
         store.flush()

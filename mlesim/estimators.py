@@ -36,7 +36,7 @@ from mlesim.plugins import (
     resolve,
     writable,
 )
-from mlesim.priors import check_prior, map_estimate
+from mlesim.priors import check_prior, is_closed_form, map_estimate
 from mlesim.standard_errors import at_boundary, information_se, observed_se, sandwich_se
 from mlesim.sufficient import mean_ss
 
@@ -80,6 +80,10 @@ class Estimator:
 
     kind: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()
+    #: each replicate's fit depends on its own row of data only, in the same arithmetic
+    #: whatever the other rows (closed forms): chunks may be fitted together
+    #: (:func:`mlesim.work.bundles`); False unless a class says so
+    rowwise: ClassVar[bool] = False
     register: ClassVar[bool] = True
 
     #: the families whose data this class fits, when they are not i.i.d. scalars
@@ -233,6 +237,10 @@ class MLE(HoldsFixed):
     kind = "mle"
     options = ("fixed", "se")
 
+    @property
+    def rowwise(self) -> bool:  # the closed-form families' MLEs and their SEs
+        return type(self.model).__module__ == "mlesim.families.closed_form"
+
     def validate(self):
         self.fixed = check_fixed_option(self.model, self.fixed, f"{self.key}.fixed")
         self.se = "expected" if self.se is None else self.se
@@ -273,6 +281,11 @@ class MAP(HoldsFixed):
     kind = "map"
     options = ("prior", "fixed")
 
+    @property
+    def rowwise(self) -> bool:  # conjugate modes, or the closed-form MLE without a prior
+        closed = type(self.model).__module__ == "mlesim.families.closed_form"
+        return closed and (not self.prior or is_closed_form(self.model, self.prior))
+
     def validate(self):
         self.fixed = check_fixed_option(self.model, self.fixed, f"{self.key}.fixed")
         prior = dict(self.prior or {})
@@ -292,6 +305,7 @@ class UnbiasedVariance(Estimator):
     """
 
     kind = "unbiased_variance"
+    rowwise = True
 
     def validate(self):
         if self.model.variance is None:
@@ -317,6 +331,7 @@ class Mean(Estimator):
     """Sample mean x̄ of the parameter the mean estimates; SE s / √n."""
 
     kind = "mean"
+    rowwise = True
 
     def validate(self):
         if self.model.location is None:

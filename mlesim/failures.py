@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 FAILURE_COLUMNS = ("estimator", "replicate", "reason", "seed", "condition_key", "chunk", "row")
 
 
-def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+def fit_safely(
+    est: Estimator, x: np.ndarray | Mapping[str, np.ndarray], strict: bool = False
+) -> tuple[np.ndarray, ...]:
     """Fit ``est`` to ``x`` (R, n) — or to a data mapping of arrays with the replicate
-    axis first — and say which replicates failed and why.
+    axis first — and say which replicates failed and why (``strict``: an estimator that
+    raises raises here, instead of failing every replicate).
 
     Returns
     -------
@@ -50,6 +53,8 @@ def fit_safely(est: Estimator, x: np.ndarray | Mapping[str, np.ndarray]) -> tupl
     except PluginContractError:  # a plugin mistake for the whole chunk: stop the run
         raise
     except Exception as err:  # an estimator that raises fails its replicates, not the run
+        if strict:
+            raise
         nan = np.full((rows, k), np.nan)
         return nan, nan.copy(), np.zeros(rows, dtype=bool), np.full(rows, raised(err), object)
     values, se = np.asarray(est.params_, float), np.asarray(est.se_, float)

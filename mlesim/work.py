@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlesim.failures import fit_safely
-from mlesim.plugins import add_search_path, adopt
+from mlesim.plugins import PluginContractError, add_search_path, adopt
 from mlesim.sufficient import freeze, shared_statistics
 
 if TYPE_CHECKING:
@@ -42,13 +42,22 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
     replicate): ``fail_est``, ``fail_row`` (row within the chunk), ``fail_reason``.
     """
     scen, data = chunk_data(task)
+    return fit_chunk(scen, data, task.start, task.stop)
+
+
+def fit_chunk(
+    scen: Scenario, data: Data, start: int, stop: int, strict: bool = False
+) -> dict[str, np.ndarray]:
+    """Every estimator fitted to ``data`` (replicates ``start`` to ``stop``), as
+    :func:`run_task` returns it; ``strict``: an estimator that raises raises here
+    instead of failing its replicates."""
     freeze(data)  # estimators share the chunk's statistics (mlesim.sufficient)
-    rows = task.stop - task.start
-    reps = np.arange(task.start, task.stop, dtype=np.int64)
+    rows = stop - start
+    reps = np.arange(start, stop, dtype=np.int64)
     parts, fails = [], []
     estimators = scen.estimators()
     with shared_statistics():  # (a user's estimator gets its own writable copy)
-        fits = [fit_safely(est, data) for est in estimators]
+        fits = [fit_safely(est, data, strict) for est in estimators]
     for e, (est, (values, ses, ok, reason)) in enumerate(zip(estimators, fits, strict=True)):
         bad = np.flatnonzero(~ok)
         fails.append((np.full(bad.size, e, np.int16), bad, reason[bad]))
@@ -68,3 +77,92 @@ def run_task(task: Task) -> dict[str, np.ndarray]:
     out["fail_row"] = np.concatenate([f[1] for f in fails]).astype(np.int64)
     out["fail_reason"] = np.concatenate([f[2] for f in fails]).astype(str)
     return out
+
+
+#: most values (replicates × values per data set) of chunks fitted together
+BUNDLE_VALUES = 1 << 18
+
+
+def bundles(tasks: list[Task]) -> list[list[Task]]:
+    """``tasks`` in bundles: runs of consecutive chunks of one condition, up to
+    :data:`BUNDLE_VALUES` values together, where every estimator of the condition
+    is row-wise (:attr:`mlesim.estimators.Estimator.rowwise`); each other task alone.
+
+    A bundle's chunks are drawn from their own seeds and fitted as one batch
+    (:func:`run_bundle`): the same numbers as one chunk at a time, with the cost of a
+    fit's fixed steps (~0.5 ms for three estimators) paid once. Chunks of small data
+    sets (n = 2: 0.07 ms to draw 1000 of them) cost mostly that.
+    """
+    from mlesim.chunks import cell_values
+
+    out: list[list[Task]] = []
+    size, rowwise = 0, {}
+    for task in tasks:
+        values = (task.stop - task.start) * cell_values(task.condition)
+        last = out[-1][-1] if out else None
+        if (
+            last is not None
+            and last.condition is task.condition
+            and last.stop == task.start
+            and size + values <= BUNDLE_VALUES
+            and _rowwise(task, rowwise)
+        ):
+            out[-1].append(task)
+            size += values
+        else:
+            out.append([task])
+            size = values
+    return out
+
+
+def _rowwise(task: Task, seen: dict[int, bool]) -> bool:
+    """Whether every estimator of ``task``'s condition is row-wise (memoised by
+    condition in ``seen``)."""
+    key = id(task.condition)
+    if key not in seen:
+        scen = task.condition.scenario
+        seen[key] = scen is not None and all(e.rowwise for e in scen.estimators())
+    return seen[key]
+
+
+def run_bundle(tasks: list[Task]) -> list[dict[str, np.ndarray]]:
+    """:func:`run_task` of each task of a bundle (:func:`bundles`), fitted together.
+
+    If an estimator raises on the bundle, the chunks are fitted one at a time, so it
+    fails the replicates of the chunks it raises on and no others, as without bundles.
+    """
+    if len(tasks) == 1:
+        return [run_task(tasks[0])]
+    scen, parts = None, []
+    for task in tasks:
+        scen, data = chunk_data(task)
+        parts.append(data)
+    whole = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    try:
+        result = fit_chunk(scen, whole, tasks[0].start, tasks[-1].stop, strict=True)
+    except PluginContractError:
+        raise
+    except Exception:  # noqa: BLE001 - fitted again chunk by chunk, as without bundles
+        return [fit_chunk(scen, p, t.start, t.stop) for p, t in zip(parts, tasks, strict=True)]
+    return split_bundle(result, tasks)
+
+
+def split_bundle(result: dict[str, np.ndarray], tasks: list[Task]) -> list[dict[str, np.ndarray]]:
+    """A bundle's result as each chunk's (:func:`run_task`'s arrays, in its order)."""
+    first, total = tasks[0].start, tasks[-1].stop - tasks[0].start
+    runs = result["est"].size // total if total else 0
+    out = []
+    for task in tasks:
+        offset, rows = task.start - first, task.stop - task.start
+        idx = (np.arange(runs)[:, None] * total + offset + np.arange(rows)).ravel()
+        part = {name: result[name][idx] for name in ROW_KEYS}
+        mine = (result["fail_row"] >= offset) & (result["fail_row"] < offset + rows)
+        part["fail_est"] = result["fail_est"][mine]
+        part["fail_row"] = result["fail_row"][mine] - offset
+        part["fail_reason"] = np.array(result["fail_reason"][mine].tolist(), dtype=str)
+        out.append(part)
+    return out
+
+
+#: the per-row arrays of a chunk's result
+ROW_KEYS = ("est", "replicate", "param", "estimate", "se", "converged")
