@@ -116,12 +116,24 @@ def bundles(tasks: list[Task]) -> list[list[Task]]:
 
 
 def _rowwise(task: Task, seen: dict[int, bool]) -> bool:
-    """Whether every estimator of ``task``'s condition is row-wise (memoised by
-    condition in ``seen``)."""
+    """Whether ``task``'s condition may be bundled (memoised by condition in ``seen``):
+    mlesim draws its data (a user's generator may hand back one buffer it refills, or
+    column-major arrays, whose sums run in another order), a data set has at most
+    numpy's buffer size of values (8192: beyond it einsum sums a batch of one
+    replicate, the sandwich's meat, in another order), and every estimator's own class
+    declares itself row-wise (a subclass does not inherit it: a user's subclass of the
+    mean with a bootstrap SE is not)."""
+    from mlesim.chunks import cell_values
+
     key = id(task.condition)
     if key not in seen:
         scen = task.condition.scenario
-        seen[key] = scen is not None and all(e.rowwise for e in scen.estimators())
+        seen[key] = (
+            scen is not None
+            and not scen.generated
+            and cell_values(task.condition) <= np.getbufsize()
+            and all("rowwise" in vars(type(e)) and e.rowwise for e in scen.estimators())
+        )
     return seen[key]
 
 

@@ -118,3 +118,46 @@ def test_an_estimator_that_raises_on_one_chunk_fails_that_chunk_only(monkeypatch
     for a, b in zip(alone, together, strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+_BUFFERS: dict = {}
+
+
+def refill(rng, size):
+    """A user's generator that refills one buffer of its own."""
+    buf = _BUFFERS.setdefault(size, np.empty(size))
+    buf[...] = rng.normal(size=size)
+    return buf
+
+
+def test_what_is_not_bundled_generators_big_data_sets_and_subclasses(monkeypatch):
+    """A user's generator (it may refill one buffer, or hand back column-major arrays),
+    data sets beyond numpy's buffer size (einsum sums a one-replicate batch in another
+    order) and an estimator whose own class does not declare itself row-wise."""
+    generated = study_spec(
+        {
+            "truth": {"family": None, "_target_": "test_bundles.refill", "params": {}},
+            "model": "normal",
+            "estimand": {"mu": 0.0, "sigma2": 1.0},
+            "n": [5],
+            "replications": 30,
+            "estimators": {"mean": {"kind": "mean"}},
+        },
+        {"chunk_size": 10},
+    )
+    tasks = plan(generated)
+    assert [len(g) for g in bundles(tasks)] == [1, 1, 1]
+    alone = [run_task(t)["estimate"].copy() for t in tasks]
+    assert not np.array_equal(alone[0], alone[1])  # (each chunk its own data)
+    big = spec_of("normal", [np.getbufsize() + 1], replications=3, chunk=1)
+    assert [len(g) for g in bundles(plan(big))] == [1, 1, 1]
+    from mlesim.estimators import Mean
+    from mlesim.scenarios import Scenario
+
+    class BootstrapMean(Mean):  # (a subclass: its SE need not be row-wise)
+        register = False
+
+    small = plan(spec_of("normal", [5], replications=30, chunk=10))
+    model = small[0].condition.scenario.model
+    monkeypatch.setattr(Scenario, "estimators", lambda self: [BootstrapMean(model, "boot")])
+    assert [len(g) for g in bundles(small)] == [1, 1, 1]
