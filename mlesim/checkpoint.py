@@ -48,7 +48,6 @@ import numpy as np
 import scipy
 
 from mlesim.chunkfiles import (
-    RESULT_KEYS,
     Damaged,
     GroupWriter,
     Manifest,
@@ -223,7 +222,7 @@ class ChunkStore:
         return [t for t in tasks if id(t) not in done]
 
     def save(self, task: Task, result: dict[str, np.ndarray], keep: bool = True) -> None:
-        """Store ``result`` (the arrays of :data:`~mlesim.chunkfiles.RESULT_KEYS`) for
+        """Store ``result`` (the arrays of :data:`~mlesim.work.RESULT_KEYS`) for
         ``task``: at once for this store, in a file once the store's writer thread has
         written it (:meth:`flush` waits for that). ``keep=False``: a store with a run
         directory does not also keep the result in memory (the caller has it;
@@ -234,14 +233,13 @@ class ChunkStore:
         if self.root is None:  # (memory is where this store keeps them, whatever keep)
             self._memory[ident] = (fp, result)
             return
-        size = sum(result[name].nbytes for name in RESULT_KEYS)
-        if keep and self._kept + size <= KEEP_BYTES:
+        saved = Saved(task.key, task.chunk, fp, self.fingerprint(task, versions=False), result)
+        if keep and self._kept + saved.nbytes <= KEEP_BYTES:
             self._memory[ident] = (fp, result)
-            self._kept += size
+            self._kept += saved.nbytes
         if self._writer is None:
             self._start_writing()
-        config_fp = self.fingerprint(task, versions=False)
-        self._writer.put(Saved(task.key, task.chunk, fp, config_fp, result))
+        self._writer.put(saved)
 
     def _start_writing(self) -> None:
         """Before this store's first file: clear what a killed writer left (its
@@ -352,7 +350,7 @@ class ChunkStore:
     def _add(self, path: Path, manifest: Manifest) -> None:
         """Index the chunks of the file ``path`` (newer than every file indexed): the
         older files' copies of its chunks are no longer live."""
-        idents = list(zip(manifest.keys.tolist(), manifest.chunks.tolist(), strict=True))
+        idents = manifest.idents()
         self._manifests[path] = manifest
         self._live[path] = set(idents)
         for ident in idents:
@@ -364,18 +362,10 @@ class ChunkStore:
             )
             self._entries.setdefault(ident, []).insert(0, entry)
 
-    def _written(self, path: Path, batch: list[Saved]) -> None:
+    def _written(self, path: Path, manifest: Manifest) -> None:
         """(In the writer thread) index a new file; delete the files none of whose
         chunks is left unsaved since."""
-        manifest = Manifest(
-            np.array([s.key for s in batch], dtype=np.uint64),
-            np.array([s.chunk for s in batch], dtype=np.int64),
-            np.array([s.fingerprint for s in batch]),
-            np.array([s.config_fingerprint for s in batch]),
-            np.cumsum([len(s.result["est"]) for s in batch], dtype=np.int64),
-            np.cumsum([len(s.result["fail_est"]) for s in batch], dtype=np.int64),
-        )
-        saved = {(s.key, s.chunk) for s in batch}
+        saved = set(manifest.idents())
         with self._lock:
             done = set()
             for ident in saved:
@@ -396,7 +386,7 @@ class ChunkStore:
         del self._live[path]
         payload = self._payloads.pop(path, None)
         self._cached -= 0 if payload is None else _nbytes(payload)
-        for ident in zip(manifest.keys.tolist(), manifest.chunks.tolist(), strict=True):
+        for ident in manifest.idents():
             entries = [e for e in self._entries.get(ident, []) if e.path != path]
             if entries:
                 self._entries[ident] = entries

@@ -35,19 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mlesim.storage import atomic_write
-
-#: arrays of a chunk result (see :func:`mlesim.work.run_task`), stored as two structured
-#: arrays: one entry per row of the replicates table, one per failed fit
-ROW_FIELDS = (
-    ("est", "i2"),
-    ("replicate", "i8"),
-    ("param", "i2"),
-    ("estimate", "f8"),
-    ("se", "f8"),
-    ("converged", "?"),
-)
-FAIL_FIELDS = (("fail_est", "i2"), ("fail_row", "i8"), ("fail_reason", "U"))
-RESULT_KEYS = tuple(name for name, _ in ROW_FIELDS + FAIL_FIELDS)
+from mlesim.work import FAIL_FIELDS, RESULT_KEYS, ROW_FIELDS  # (a chunk's arrays)
 
 #: a group is written once this many bytes of results are waiting ...
 GROUP_BYTES = 2**24
@@ -105,6 +93,21 @@ class Manifest:
     row_stops: np.ndarray | None
     fail_stops: np.ndarray | None
 
+    def idents(self) -> list[tuple[int, int]]:
+        """(condition key, chunk index) of each chunk, in the file's order."""
+        return list(zip(self.keys.tolist(), self.chunks.tolist(), strict=True))
+
+
+#: the arrays of a group file that say what it holds (:class:`Manifest`'s fields)
+MANIFEST_FIELDS = (
+    "keys",
+    "chunks",
+    "fingerprints",
+    "config_fingerprints",
+    "row_stops",
+    "fail_stops",
+)
+
 
 def group_name(sequence: int) -> str:
     """A new group file's name: unique across runs and processes writing into the
@@ -130,39 +133,38 @@ def _pack(results: list[dict[str, np.ndarray]], fields: tuple) -> np.ndarray:
     return out
 
 
-def write_group(path: Path, batch: list[Saved]) -> None:
-    """Write ``batch`` to ``path`` in one atomic step (a reader sees all or nothing)."""
+def write_group(path: Path, batch: list[Saved]) -> Manifest:
+    """Write ``batch`` to ``path`` in one atomic step (a reader sees all or nothing);
+    returns the file's manifest."""
     results = [s.result for s in batch]
+    manifest = Manifest(
+        np.array([s.key for s in batch], dtype=np.uint64),
+        np.array([s.chunk for s in batch], dtype=np.int64),
+        np.array([s.fingerprint for s in batch]),
+        np.array([s.config_fingerprint for s in batch]),
+        np.cumsum([len(r["est"]) for r in results], dtype=np.int64),
+        np.cumsum([len(r["fail_est"]) for r in results], dtype=np.int64),
+    )
 
     def _write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
-                keys=np.array([s.key for s in batch], dtype=np.uint64),
-                chunks=np.array([s.chunk for s in batch], dtype=np.int64),
-                fingerprints=np.array([s.fingerprint for s in batch]),
-                config_fingerprints=np.array([s.config_fingerprint for s in batch]),
-                row_stops=np.cumsum([len(r["est"]) for r in results], dtype=np.int64),
-                fail_stops=np.cumsum([len(r["fail_est"]) for r in results], dtype=np.int64),
+                **{name: getattr(manifest, name) for name in MANIFEST_FIELDS},
                 rows=_pack(results, ROW_FIELDS),
                 fails=_pack(results, FAIL_FIELDS),
             )
 
     atomic_write(path, _write)
+    return manifest
 
 
 def read_manifest(path: Path) -> Manifest:
     """The manifest of a chunk file; :class:`Damaged` if it cannot be read."""
     with _opened(path) as data:
         if "keys" in data.files:
-            return Manifest(
-                data["keys"].astype(np.uint64),
-                data["chunks"],
-                data["fingerprints"],
-                data["config_fingerprints"],
-                data["row_stops"],
-                data["fail_stops"],
-            )
+            fields = {name: data[name] for name in MANIFEST_FIELDS}
+            return Manifest(**fields | {"keys": fields["keys"].astype(np.uint64)})
         found = _LEGACY.fullmatch(path.name)  # a chunk file written before groups
         if found is None:
             raise ValueError(f"{path.name} is not a chunk file")
@@ -227,19 +229,19 @@ def saved_chunks(root: str | os.PathLike) -> int:
             m = read_manifest(path)
         except Damaged:
             continue
-        seen.update(zip(m.keys.tolist(), m.chunks.tolist(), strict=True))
+        seen.update(m.idents())
     return len(seen)
 
 
 class GroupWriter:
     """A thread that writes the chunks handed to :meth:`put` in groups, in order.
 
-    ``written(path, batch)`` is called in the thread after each file is in place. The
+    ``written(path, manifest)`` is called in the thread after each file is in place. The
     first error of a write (e.g. a full disk) is raised by the next :meth:`put` or
     :meth:`flush`; the chunks of that group are not saved.
     """
 
-    def __init__(self, root: Path, written: Callable[[Path, list[Saved]], None]):
+    def __init__(self, root: Path, written: Callable[[Path, Manifest], None]):
         self.root = root
         self._written = written
         self._cond = threading.Condition()
@@ -336,8 +338,7 @@ class GroupWriter:
                 self._sequence += 1
                 path = self.root / group_name(self._sequence)
             try:
-                write_group(path, batch)
-                self._written(path, batch)
+                self._written(path, write_group(path, batch))
             except BaseException as err:  # noqa: BLE001 - handed to the main thread
                 with self._cond:
                     self._error = self._error or err

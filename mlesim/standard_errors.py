@@ -130,22 +130,19 @@ def inverse(a: np.ndarray) -> np.ndarray:
     ``np.linalg.pinv``.
     """
     ok = np.all(np.isfinite(a), axis=(1, 2))
-    if 1 < a.shape[-1] <= 3 and ok.all():  # the usual case, without indexing by rows
-        minors, adj = minors_adjugate(a)
-        det = minors[-1]
-        scale = np.abs(np.prod(np.diagonal(a, axis1=1, axis2=2), axis=1))
-        if np.all(np.abs(det) > 1e-12 * scale):
-            with np.errstate(all="ignore"):
-                return adj / det[:, None, None]
     out = np.full(a.shape, np.nan)
     rest = ok.copy()
     if 1 < a.shape[-1] <= 3 and ok.any():
-        minors, adj = minors_adjugate(a[ok])
+        every = bool(ok.all())
+        sub = a if every else a[ok]  # (the usual case: no indexing by rows)
+        minors, adj = minors_adjugate(sub)
         det = minors[-1]
-        scale = np.abs(np.prod(np.diagonal(a[ok], axis1=1, axis2=2), axis=1))
+        scale = np.abs(np.prod(np.diagonal(sub, axis1=1, axis2=2), axis=1))
         good = np.abs(det) > 1e-12 * scale
-        idx = np.flatnonzero(ok)
         with np.errstate(all="ignore"):
+            if every and good.all():
+                return adj / det[:, None, None]
+            idx = np.flatnonzero(ok)
             out[idx[good]] = adj[good] / det[good, None, None]
         rest[idx[good]] = False
     if rest.any():

@@ -20,6 +20,20 @@ if TYPE_CHECKING:
     from mlesim.chunks import Task
     from mlesim.scenarios import Data, Scenario
 
+#: the arrays of a chunk's result (:func:`run_task`) and their types: one entry per row
+#: of the replicates table, one per failed fit (``U``: strings as wide as the widest)
+ROW_FIELDS = (
+    ("est", "i2"),
+    ("replicate", "i8"),
+    ("param", "i2"),
+    ("estimate", "f8"),
+    ("se", "f8"),
+    ("converged", "?"),
+)
+FAIL_FIELDS = (("fail_est", "i2"), ("fail_row", "i8"), ("fail_reason", "U"))
+ROW_KEYS = tuple(name for name, _ in ROW_FIELDS)
+RESULT_KEYS = ROW_KEYS + tuple(name for name, _ in FAIL_FIELDS)
+
 
 def chunk_data(task: Task) -> tuple[Scenario, Data]:
     """The condition's scenario and the chunk's data: named arrays with the replicate
@@ -174,7 +188,3 @@ def split_bundle(result: dict[str, np.ndarray], tasks: list[Task]) -> list[dict[
         part["fail_reason"] = np.array(result["fail_reason"][mine].tolist(), dtype=str)
         out.append(part)
     return out
-
-
-#: the per-row arrays of a chunk's result
-ROW_KEYS = ("est", "replicate", "param", "estimate", "se", "converged")

@@ -9,6 +9,7 @@ import pytest
 from conftest import study_spec
 
 from mlesim.engine import assemble, collect, execute, plan, simulate
+from mlesim.work import ROW_KEYS
 
 BASE = {
     "truth": {"family": "bernoulli", "params": {"p": 0.3}},
@@ -82,9 +83,6 @@ def test_a_chunk_s_rows_in_any_order_give_the_same_table():
     first = table[(table["n"] == 8) & (table["estimator"] == "mle")].head(4)
     assert list(first["replicate"]) == [0, 0, 1, 1]
     assert list(first["param"]) == ["mu", "sigma2", "mu", "sigma2"]
-
-
-ROW_KEYS = ("est", "replicate", "param", "estimate", "se", "converged")
 
 
 def test_loky_and_dask_give_the_same_table(alarm, helpers):
