@@ -102,13 +102,17 @@ class MlesimConf:
 
 def register_schema() -> None:
     """Register the schema as ``mlesim_schema`` in Hydra's ConfigStore and the
-    ``mlesim.cpus`` resolver (idempotent)."""
+    ``mlesim.cpus`` and ``mlesim.pid`` resolvers (idempotent)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     ConfigStore.instance().store(name="mlesim_schema", node=MlesimConf)
     if not OmegaConf.has_resolver("mlesim.cpus"):
         OmegaConf.register_new_resolver("mlesim.cpus", cpus_to_request)
+    if not OmegaConf.has_resolver("mlesim.pid"):
+        # the default run directory ends in the process id: two commands started in the
+        # same microsecond (a shell loop, an array job) still get a directory each
+        OmegaConf.register_new_resolver("mlesim.pid", os.getpid)
 
 
 def cpus_to_request(n_jobs: Any) -> int:

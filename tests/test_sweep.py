@@ -138,6 +138,29 @@ def test_two_runs_started_together_get_their_own_directories(tmp_path):
         assert (run / "summary.csv").exists() and (run / "report.md").exists()
 
 
+def test_the_default_run_directory_ends_in_the_process_id():
+    """Two commands whose clocks read the same microsecond (started together by a shell
+    loop or an array job) still get their own directory: the name ends in the pid."""
+    import os
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf
+
+    from mlesim.__main__ import config_dir
+    from mlesim.config import register_schema
+
+    register_schema()
+    setup_globals()  # Hydra's ${now:...}
+    with initialize_config_dir(version_base="1.3", config_dir=config_dir()):
+        cfg = compose("config", overrides=["name=twin"], return_hydra_config=True)
+    run_dir = OmegaConf.select(cfg, "hydra.run.dir")
+    parent, leaf = run_dir.rsplit("/", 1)
+    assert parent == "experiments/twin"
+    stamp, pid = leaf.rsplit("-", 1)
+    assert pid == str(os.getpid()) and len(stamp) == len("2026-12-03_07-17-26-248126")
+
+
 def test_a_directory_holding_another_study_is_refused_and_left_alone(tmp_path):
     run = tmp_path / "run"
 
