@@ -232,6 +232,7 @@ def _run_job(cfg: DictConfig, hydra_cfg: DictConfig, stop, discard) -> None:
     does not return) after ``discard(outdir)`` where the run dir holds nothing else."""
     from omegaconf.errors import OmegaConfBaseException
 
+    from mlesim import collector
     from mlesim.config import pin_overrides
     from mlesim.interrupt import guard
     from mlesim.lock import RunDirInUse
@@ -259,6 +260,7 @@ def _run_job(cfg: DictConfig, hydra_cfg: DictConfig, stop, discard) -> None:
         discard(outdir)
         stop(omegaconf_error_line(err) or f"config: {str(err).splitlines()[0]}")
     chunks = outdir / "chunks"
+    collector.resume()  # the imports and the study stay; collect what the run makes
     try:
         with guard():
             run_pipeline(spec, outdir, startup=process_age())
@@ -380,9 +382,11 @@ def command() -> NoReturn:
     Everything is written by then (atomic files), the helpers are stopped (by the run's
     pool), multiprocessing's finalisers run (:func:`mlesim.backends.run_finalisers`), and
     the log and the streams are flushed and closed here."""
+    from mlesim import collector
     from mlesim.allocator import tune
     from mlesim.blas import one_thread
 
+    collector.pause()  # until the study is validated (mlesim.collector)
     one_thread()  # (before numpy is imported)
     tune()
     try:

@@ -17,7 +17,6 @@ imports mlesim keeps its own allocator settings.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 #: mallopt(3) parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -31,13 +30,9 @@ def tune() -> bool:
     """Raise glibc's mmap and trim thresholds for this process and give its threads one
     arena; False where there is no glibc (macOS, musl, Windows), which changes nothing
     else."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    try:  # the process's own symbols, glibc's among them (find_library runs ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, TypeError, AttributeError):  # no mallopt, or no dlopen(NULL)
         return False
     return (
         bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD))
