@@ -247,7 +247,7 @@ def _keys(conf: Path) -> list[tuple[str, str]]:
     tree = _defaults(conf)
     groups = {k: v for d in tree.get("defaults", []) if isinstance(d, dict) for k, v in d.items()}
     what = [
-        ("name", "the run's name: it writes to experiments/<name>/<date_time>/"),
+        ("name", "the run's name: it writes to experiments/<name>/<date_time>-<pid>/"),
         ("study", "the analyses and figures to make: " + ", ".join(studies)),
         ("seed", "root seed; results depend on the config only, never on n_jobs or backend"),
         ("replications", "replicates per design cell, or auto (add chunks until stopping.*)"),

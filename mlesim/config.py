@@ -110,8 +110,8 @@ def register_schema() -> None:
     if not OmegaConf.has_resolver("mlesim.cpus"):
         OmegaConf.register_new_resolver("mlesim.cpus", cpus_to_request)
     if not OmegaConf.has_resolver("mlesim.pid"):
-        # the default run directory ends in the process id: two commands started in the
-        # same microsecond (a shell loop, an array job) still get a directory each
+        # the default run directory ends in the process id: two commands on one machine
+        # started in the same microsecond (a shell loop) still get a directory each
         OmegaConf.register_new_resolver("mlesim.pid", os.getpid)
 
 

@@ -178,6 +178,15 @@ class SweepReport(Callback):
     logged, not raised: the jobs' own results are already on disk.
     """
 
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        """The command paused Python's collector for its start-up; the jobs' process
+        turns it on before a job runs, but with a launcher whose jobs run elsewhere
+        (``hydra/launcher=local``, ``slurm``) this process only waits and then reports:
+        its collector goes back on here (:mod:`mlesim.collector`)."""
+        from mlesim import collector
+
+        collector.resume()
+
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         import logging
 

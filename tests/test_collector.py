@@ -16,6 +16,32 @@ def test_resume_leaves_a_running_collector_alone():
     assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
+def test_resume_leaves_a_collector_its_owner_turned_off_alone():
+    gc.disable()
+    try:
+        collector.pause()  # (already off: not ours)
+        collector.resume()
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+
+def test_pause_then_resume_freezes_and_collects_again():
+    from mlesim.sweep import SweepReport
+
+    try:
+        collector.pause()
+        assert not gc.isenabled()
+        SweepReport().on_multirun_start(config=None)  # a sweep's submitting process
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+        collector.resume()  # (a job after it: nothing more)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 def test_the_command_collects_during_its_run_with_its_imports_frozen(tmp_path):
     """Inside the pipeline (after start-up) the collector runs and the objects of the
     start-up are frozen; without mlesim.collector the freeze count would be 0."""
