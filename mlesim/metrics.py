@@ -229,6 +229,17 @@ def _empse_mcse_kurtosis(x: np.ndarray, s: float) -> float:
     return s * math.sqrt((k - 1.0) / (4.0 * x.size)) if k >= 1 else _NAN
 
 
+#: ``special.ndtri((1 + level) / 2)`` for the usual levels, as scipy computes it (a test
+#: checks every entry bit for bit): a closed-form study's summary then needs no scipy
+#: (importing scipy.special takes ~0.08 s, most of it numpy submodules it star-imports)
+_USUAL_Z = {
+    0.8: 1.2815515655446004,
+    0.9: 1.6448536269514722,
+    0.95: 1.959963984540054,
+    0.99: 2.5758293035489004,
+}
+
+
 def wald_z(level: float) -> float:
     """Normal quantile ``z = Phi^{-1}((1 + level) / 2)`` of a two-sided Wald interval.
 
@@ -239,6 +250,8 @@ def wald_z(level: float) -> float:
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if level in _USUAL_Z:
+        return _USUAL_Z[level]
     return float(special.ndtri((1.0 + level) / 2.0))  # = stats.norm.ppf, bit for bit
 
 

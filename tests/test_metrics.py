@@ -625,3 +625,17 @@ def test_building_blocks_nan_for_non_finite_true(theta):
 
 def test_efficiency_nan_for_non_finite_crlb():
     assert all(math.isnan(v) for v in metrics.efficiency([0.0, 0.0, 0.0, 0.0, 10.0], np.inf))
+
+
+def test_wald_z_of_the_usual_levels_is_scipys_quantile_bit_for_bit():
+    """wald_z keeps z of the usual levels as constants (no scipy import for a closed-form
+    study's summary); each must be exactly what scipy computes."""
+    from scipy import special, stats
+
+    from mlesim.metrics import _USUAL_Z, wald_z
+
+    assert set(_USUAL_Z) >= {0.9, 0.95, 0.99}
+    for level, z in _USUAL_Z.items():
+        exact = float(special.ndtri((1.0 + level) / 2.0))
+        assert z == exact == wald_z(level) == float(stats.norm.ppf((1.0 + level) / 2.0))
+    assert wald_z(0.951) == float(special.ndtri(1.951 / 2.0))  # any other level: scipy
