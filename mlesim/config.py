@@ -502,17 +502,26 @@ def pin_overrides(cfg: DictConfig, overrides: list[str]) -> list[str]:
 
 def build_conditions(config: dict, design: dict[str, list]) -> tuple[Condition, ...]:
     """The design grid: every n crossed with every combination of design values."""
-    from omegaconf import OmegaConf
-
     keys = list(design)
     out = []
     for i, (n, *values) in enumerate(itertools.product(config["n"], *design.values())):
-        cfg = OmegaConf.to_container(OmegaConf.create(config))
+        cfg = _tree_copy(config)
         for key, value in zip(keys, values, strict=True):
             set_path(cfg, key, value)
         factors = {"n": n, **dict(zip(keys, values, strict=True))}
         out.append(Condition(i, factors, cfg))
     return tuple(out)
+
+
+def _tree_copy(node: Any) -> Any:
+    """A copy of a validated configuration's tree: new dicts and lists (tuples become
+    lists), no container shared, the leaves as they are — what OmegaConf's create and
+    to_container gave (~2 ms per condition), in ~0.02 ms."""
+    if isinstance(node, dict):
+        return {key: _tree_copy(value) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [_tree_copy(value) for value in node]
+    return node
 
 
 def validate(
