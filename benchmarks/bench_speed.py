@@ -349,9 +349,9 @@ def goal_scale(bench: Bench, args) -> str:
 def goal_fixed(bench: Bench, args) -> str:
     repeat = args.repeat or (2 if args.quick else 3)
     py = sys.executable
-    # what `experiment=variance_bias` imports (python -X importtime): no scipy.stats
+    # what `experiment=variance_bias` imports (python -X importtime): no scipy
     floor_imports = (
-        "import numpy, scipy.special, pandas, pyarrow.parquet, matplotlib.pyplot, hydra, omegaconf"
+        "import numpy, pandas, pyarrow.parquet, matplotlib.pyplot, hydra, omegaconf"
     )
     runs = best_of(
         repeat,

@@ -42,7 +42,7 @@ from mlesim.chunks import (
 from mlesim.config import StudySpec
 from mlesim.interrupt import raise_if_requested
 from mlesim.stopping import StopReport, sequential
-from mlesim.work import bundles, chunk_data, run_bundle, run_task
+from mlesim.work import bundles, chunk_data, run_bundle, run_task, warm_up
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -85,6 +85,7 @@ def compute(
     if bar is not None:
         bar.add(tasks, todo)
     groups = bundles(todo)  # (chunks of small data sets fitted together)
+    warm_up(todo)  # (imported once, before the helpers are forked)
     try:
         for i, results in pool.imap_unordered(run_bundle, groups):
             for task, result in zip(groups[i], results, strict=True):
