@@ -25,7 +25,7 @@ import os
 import pickle
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from mlesim.errors import ConfigError
@@ -139,12 +139,23 @@ class Pool:
         self._stack.close()
         self._stop_helpers()
 
-    def imap_unordered(self, func: Callable, items: Iterable) -> Iterator[tuple[int, Any]]:
-        """Yield ``(position, func(item))`` as each call finishes, in any order."""
+    def imap_unordered(
+        self, func: Callable, items: Iterable, costs: Sequence[float] | None = None
+    ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(position, func(item))`` as each call finishes, in any order.
+
+        ``costs`` (one per item, e.g. the values a chunk draws and fits) lets the pool
+        start the costly items first where several workers share them (:func:`deal`),
+        so that the last ones in flight are short; the results do not depend on it."""
         items = list(items)
         if not items:  # e.g. every chunk resumed: start no cluster
             return
         backend, k = self.runner["backend"], cores(self.runner["n_jobs"])
+        if costs is not None and len(items) > 1 and backend != "sequential" and k > 1:
+            order = deal(costs, two_ended=backend != "dask")
+            for i, result in self.imap_unordered(func, [items[j] for j in order]):
+                yield order[i], result
+            return
         if backend == "dask":
             from joblib import Parallel, delayed, parallel_config
 
@@ -249,6 +260,28 @@ class Pool:
                 i = waiting[-1]
             done.add(i)
             yield pace.beside(func, i, items[i])
+
+
+def deal(costs: Sequence[float], two_ended: bool = True) -> list[int]:
+    """The order (a permutation of positions) in which to share items of these
+    ``costs``: costliest first (the longest-processing-time rule), so that whoever
+    finishes first is not left waiting for one long item at the end. For a queue taken
+    from both ends (helpers from the front, the main process from the back,
+    :class:`mlesim.helpers.Claims`) the items are dealt alternately to the front and
+    the back: both ends start with the costliest and meet at the cheapest. Ties keep
+    their order.
+
+    Examples
+    --------
+    >>> deal([1, 5, 2, 4, 3])
+    [1, 4, 0, 2, 3]
+    >>> deal([1, 5, 2, 4, 3], two_ended=False)
+    [1, 3, 4, 2, 0]
+    """
+    ranked = sorted(range(len(costs)), key=lambda i: -costs[i])  # (stable)
+    if not two_ended:
+        return ranked
+    return ranked[0::2] + ranked[1::2][::-1]
 
 
 #: items the main process times alone before it may start spawned helpers

@@ -222,3 +222,34 @@ def test_helpers_started_before_a_failed_start_are_stopped(monkeypatch):
         list(pool.imap_unordered(pid_after, [0.01] * 40))
     assert started and not started[0].is_alive()
     assert not [p for p in multiprocessing.active_children() if p.name == "mlesim-helper"]
+
+
+@pytest.mark.parametrize("two_ended", [True, False])
+def test_deal_starts_the_costliest_items_first(two_ended):
+    rng = np.random.default_rng(3)
+    costs = rng.integers(1, 50, size=101).tolist()
+    order = backends.deal(costs, two_ended=two_ended)
+    assert sorted(order) == list(range(len(costs)))
+    dealt = [costs[i] for i in order]
+    if not two_ended:  # one queue: costliest first
+        assert dealt == sorted(costs, reverse=True)
+        return
+    # both ends start with the costliest and meet at the cheapest
+    middle = int(np.argmin(dealt))
+    front, back = dealt[: middle + 1], dealt[middle:][::-1]
+    assert front == sorted(front, reverse=True) and back == sorted(back, reverse=True)
+    assert {dealt[0], dealt[-1]} == set(sorted(costs, reverse=True)[:2])
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_results_come_back_at_their_own_positions_whatever_the_order(helpers, backend):
+    """With costs the pool shares the items costliest first; each result is still
+    yielded with its item's own position."""
+
+    def square(i):
+        return i * i, os.getpid()
+
+    costs = [(7 * i) % 13 for i in range(60)]
+    with Pool(runner(3, backend)) as pool:
+        out = dict(pool.imap_unordered(square, range(60), costs))
+    assert {i: v[0] for i, v in out.items()} == {i: i * i for i in range(60)}
