@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -320,37 +320,58 @@ def check_run_dir(hydra_cfg: DictConfig) -> None:
         )
 
 
-#: ``mode:`` as a key in a YAML file (block or flow style)
-_MODE_KEY = re.compile(r"(^|[\s{,])mode\s*:", re.M)
-#: an override or flag that could set ``hydra.mode`` or add configs from elsewhere
-_MODE_ARG = re.compile(r"(^|[.+~/])mode\s*=|searchpath|hydra/|^-(m|-multirun|c|-config)")
+#: ``mode:`` as a key in a YAML file (block or flow style, quoted or not)
+_MODE_KEY = re.compile(r"""(^|[\s{,])["']?mode["']?\s*:""", re.M)
+#: an override that could set ``hydra.mode`` or add configs from elsewhere: a ``mode``
+#: key (``hydra.mode=``, ``+hydra.mode=``, ``hydra={mode:...}``), a whole ``hydra=``
+#: value, a search path, a ``hydra/`` group
+_MODE_ARG = re.compile(r"(^|[.+~/{,\s])mode\s*[=:]|^[+~]*hydra\s*=|searchpath|hydra/")
+#: a flag that could: -m/--multirun (and argparse's abbreviations), --config-dir,
+#: --config-path, --config-name (-cd, -cp, -cn)
+_MODE_FLAG = re.compile(r"^-(m|-m|c|-c)")
+#: the config sources of a plain command: Hydra's own, mlesim's config tree, schemas
+_PLAIN_SOURCES = {"hydra", "main", "schema"}
 
 
 @contextmanager
 def _one_composition(args: list[str]) -> Iterator[None]:
     """Hydra (1.3) composes the whole configuration twice per command, the first time
     (``Hydra.get_mode``) only to read ``hydra.mode`` (~0.18 s here). Where nothing can
-    set it — no ``-m``, no ``--config-dir``/``--config-path``, no search path, no
-    ``hydra/`` group or ``mode`` override, and no ``mode:`` key in mlesim's configs —
-    its answer is None, Hydra's own for an unset mode, without composing; anything else
-    keeps Hydra's way. Only for this call of the app."""
+    set it (:func:`_mode_unset`, and no ``-m``, ``--config-dir``/``-path``/``-name``
+    flag) its answer is None, Hydra's own for an unset mode, without composing; anything
+    else keeps Hydra's way. Only for this call of the app."""
     from hydra._internal.hydra import Hydra
 
     own = getattr(Hydra, "get_mode", None)
-    quiet = own is not None and not any(_MODE_ARG.search(a) for a in args)
-    if quiet:
-        quiet = not any(
-            _MODE_KEY.search(p.read_text(encoding="utf-8", errors="replace"))
-            for p in Path(config_dir()).rglob("*.yaml")
-        )
-    if not quiet:
+    if own is None or any(_MODE_FLAG.search(a) for a in args):
         yield
         return
-    Hydra.get_mode = lambda self, config_name, overrides: None
+
+    def get_mode(self: Any, config_name: str | None, overrides: list[str]) -> Any:
+        return None if _mode_unset(self, overrides) else own(self, config_name, overrides)
+
+    Hydra.get_mode = get_mode
     try:
         yield
     finally:
         Hydra.get_mode = own
+
+
+def _mode_unset(hydra: Any, overrides: list[str]) -> bool:
+    """Whether nothing can set ``hydra.mode`` for this Hydra and these overrides: its
+    config sources are Hydra's own and mlesim's tree (no ``--config-dir``, no search-path
+    plugin installed), no override names a mode, a search path, a ``hydra/`` group or a
+    whole ``hydra=`` value, and no file of mlesim's tree has a ``mode:`` key."""
+    try:
+        sources = {source.provider for source in hydra.config_loader.get_sources()}
+    except AttributeError:  # another Hydra: ask it
+        return False
+    if not sources <= _PLAIN_SOURCES or any(_MODE_ARG.search(o) for o in overrides):
+        return False
+    return not any(
+        _MODE_KEY.search(p.read_text(encoding="utf-8", errors="replace"))
+        for p in Path(config_dir()).rglob("*.yaml")
+    )
 
 
 def main() -> None:
