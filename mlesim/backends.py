@@ -267,21 +267,23 @@ def deal(costs: Sequence[float], two_ended: bool = True) -> list[int]:
     ``costs``: costliest first (the longest-processing-time rule), so that whoever
     finishes first is not left waiting for one long item at the end. For a queue taken
     from both ends (helpers from the front, the main process from the back,
-    :class:`mlesim.helpers.Claims`) the items are dealt alternately to the front and
-    the back: both ends start with the costliest and meet at the cheapest. Ties keep
-    their order.
+    :class:`mlesim.helpers.Claims`) the items are dealt alternately to the back and the
+    front: both ends start with the costliest and meet at the cheapest. The costliest
+    of all goes to the main process, whose first item takes at least as long as a
+    helper's: it never runs out of items while a helper has not yet answered (it would
+    then compute that helper's item too, see :class:`Pool`). Ties keep their order.
 
     Examples
     --------
     >>> deal([1, 5, 2, 4, 3])
-    [1, 4, 0, 2, 3]
+    [3, 2, 0, 4, 1]
     >>> deal([1, 5, 2, 4, 3], two_ended=False)
     [1, 3, 4, 2, 0]
     """
     ranked = sorted(range(len(costs)), key=lambda i: -costs[i])  # (stable)
     if not two_ended:
         return ranked
-    return ranked[0::2] + ranked[1::2][::-1]
+    return ranked[1::2] + ranked[0::2][::-1]
 
 
 #: items the main process times alone before it may start spawned helpers
@@ -318,6 +320,7 @@ class Pace:
         self.alone_times: list[tuple[float, float]] = []  # (wall, CPU) seconds per item
         self.beside_times: list[tuple[float, float]] = []
         self.first = True
+        self.longest = 0.0  # wall seconds of the longest item, the first included
         self.answered = False  # has a helper returned an item (is one at work)?
         self.judged: bool | None = None
 
@@ -338,9 +341,11 @@ class Pace:
     def _timed(self, times: list, func: Callable, i: int, item: Any) -> tuple[int, Any]:
         wall, cpu = time.perf_counter(), self.cpu()
         out = _indexed(func, i, item)
+        wall = time.perf_counter() - wall
         if not self.first:
-            times.append((time.perf_counter() - wall, self.cpu() - cpu))
+            times.append((wall, self.cpu() - cpu))
         self.first = False
+        self.longest = max(self.longest, wall)
         return out
 
     def worth_helpers(self, left: int) -> bool:
@@ -353,10 +358,10 @@ class Pace:
 
     def patience(self) -> float:
         """Seconds to wait for a helper's item at the end before the main process
-        computes it too: :data:`PATIENCE` times its own slowest item so far, at least
+        computes it too: :data:`PATIENCE` times its own slowest item so far (its first
+        included: with the costliest items first it may be the longest), at least
         :data:`MIN_PATIENCE` (a helper that is stuck holds nothing up for long)."""
-        walls = [wall for wall, _ in self.alone_times + self.beside_times]
-        return max(MIN_PATIENCE, PATIENCE * max(walls, default=0.0))
+        return max(MIN_PATIENCE, PATIENCE * self.longest)
 
     def retire_helpers(self) -> bool:
         """True once (and from then on) the helpers are judged not to pay."""

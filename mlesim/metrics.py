@@ -250,7 +250,7 @@ def wald_z(level: float) -> float:
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if level in _USUAL_Z:
+    if isinstance(level, float) and level in _USUAL_Z:  # (numpy's float64 is a float)
         return _USUAL_Z[level]
     return float(special.ndtri((1.0 + level) / 2.0))  # = stats.norm.ppf, bit for bit
 

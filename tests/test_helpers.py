@@ -253,3 +253,21 @@ def test_results_come_back_at_their_own_positions_whatever_the_order(helpers, ba
     with Pool(runner(3, backend)) as pool:
         out = dict(pool.imap_unordered(square, range(60), costs))
     assert {i: v[0] for i, v in out.items()} == {i: i * i for i in range(60)}
+
+
+def test_the_costliest_item_is_the_main_processs_and_computed_once(helpers):
+    """With the costliest first, the costliest goes to the main process: were it a
+    helper's first item, the main process would run out of items before the helper
+    answered and compute it too (it did, 2.0 s twice, before)."""
+    done: list[float] = []
+
+    def nap(seconds):
+        done.append(seconds)
+        time.sleep(seconds)
+        return threading.current_thread().name
+
+    costs = [0.02, 0.05, 0.2]
+    with Pool(runner(2, "threading")) as pool:
+        out = dict(pool.imap_unordered(nap, costs, costs))
+    assert sorted(done) == costs  # each once
+    assert out[2] == threading.current_thread().name  # the costliest: the main thread's

@@ -639,3 +639,14 @@ def test_wald_z_of_the_usual_levels_is_scipys_quantile_bit_for_bit():
         exact = float(special.ndtri((1.0 + level) / 2.0))
         assert z == exact == wald_z(level) == float(stats.norm.ppf((1.0 + level) / 2.0))
     assert wald_z(0.951) == float(special.ndtri(1.951 / 2.0))  # any other level: scipy
+
+
+def test_wald_z_takes_a_level_of_any_real_type():
+    import numpy as np
+    from scipy import special
+
+    from mlesim.metrics import wald_z
+
+    z = float(special.ndtri(1.95 / 2.0))
+    assert wald_z(np.array(0.95)) == wald_z(np.float64(0.95)) == wald_z(0.95) == z
+    assert wald_z(np.float32(0.95)) == float(special.ndtri((1.0 + np.float32(0.95)) / 2.0))
