@@ -25,7 +25,7 @@ import os
 import pickle
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mlesim.errors import ConfigError
@@ -139,23 +139,12 @@ class Pool:
         self._stack.close()
         self._stop_helpers()
 
-    def imap_unordered(
-        self, func: Callable, items: Iterable, costs: Sequence[float] | None = None
-    ) -> Iterator[tuple[int, Any]]:
-        """Yield ``(position, func(item))`` as each call finishes, in any order.
-
-        ``costs`` (one per item, e.g. the values a chunk draws and fits) lets the pool
-        start the costly items first where several workers share them (:func:`deal`),
-        so that the last ones in flight are short; the results do not depend on it."""
+    def imap_unordered(self, func: Callable, items: Iterable) -> Iterator[tuple[int, Any]]:
+        """Yield ``(position, func(item))`` as each call finishes, in any order."""
         items = list(items)
         if not items:  # e.g. every chunk resumed: start no cluster
             return
         backend, k = self.runner["backend"], cores(self.runner["n_jobs"])
-        if costs is not None and len(items) > 1 and backend != "sequential" and k > 1:
-            order = deal(costs, two_ended=backend != "dask")
-            for i, result in self.imap_unordered(func, [items[j] for j in order]):
-                yield order[i], result
-            return
         if backend == "dask":
             from joblib import Parallel, delayed, parallel_config
 
@@ -262,30 +251,6 @@ class Pool:
             yield pace.beside(func, i, items[i])
 
 
-def deal(costs: Sequence[float], two_ended: bool = True) -> list[int]:
-    """The order (a permutation of positions) in which to share items of these
-    ``costs``: costliest first (the longest-processing-time rule), so that whoever
-    finishes first is not left waiting for one long item at the end. For a queue taken
-    from both ends (helpers from the front, the main process from the back,
-    :class:`mlesim.helpers.Claims`) the items are dealt alternately to the back and the
-    front: both ends start with the costliest and meet at the cheapest. The costliest
-    of all goes to the main process, whose first item takes at least as long as a
-    helper's: it never runs out of items while a helper has not yet answered (it would
-    then compute that helper's item too, see :class:`Pool`). Ties keep their order.
-
-    Examples
-    --------
-    >>> deal([1, 5, 2, 4, 3])
-    [3, 2, 0, 4, 1]
-    >>> deal([1, 5, 2, 4, 3], two_ended=False)
-    [1, 3, 4, 2, 0]
-    """
-    ranked = sorted(range(len(costs)), key=lambda i: -costs[i])  # (stable)
-    if not two_ended:
-        return ranked
-    return ranked[1::2] + ranked[0::2][::-1]
-
-
 #: items the main process times alone before it may start spawned helpers
 PROBE_ITEMS = 3
 #: items the main process times beside working helpers before judging them
@@ -359,7 +324,7 @@ class Pace:
     def patience(self) -> float:
         """Seconds to wait for a helper's item at the end before the main process
         computes it too: :data:`PATIENCE` times its own slowest item so far (its first
-        included: with the costliest items first it may be the longest), at least
+        included: from the back of the plan it is often the costliest), at least
         :data:`MIN_PATIENCE` (a helper that is stuck holds nothing up for long)."""
         return max(MIN_PATIENCE, PATIENCE * self.longest)
 

@@ -129,14 +129,6 @@ def bundles(tasks: list[Task]) -> list[list[Task]]:
     return out
 
 
-def bundle_values(tasks: list[Task]) -> int:
-    """The values a bundle's chunks draw and fit (replicates × values per data set):
-    what its cost grows with, for the pool's order (:func:`mlesim.backends.deal`)."""
-    from mlesim.chunks import cell_values
-
-    return sum((task.stop - task.start) * cell_values(task.condition) for task in tasks)
-
-
 #: what a Newton-fitted family's first chunk imports (start values, scores and
 #: information use scipy.special's functions)
 ITERATIVE_IMPORTS = ("scipy.special",)
