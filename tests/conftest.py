@@ -27,6 +27,17 @@ from mlesim.config import StudySpec, register_schema
 from mlesim.scenarios import Scenario
 from mlesim.study import validate
 
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Where Python writes no bytecode (``PYTHONDONTWRITEBYTECODE``), compile mlesim's
+    modules once, so that the suite's commands (``python -m mlesim`` in subprocesses) do
+    not each compile its ~17,000 lines again; elsewhere their first import does it."""
+    if sys.flags.dont_write_bytecode:
+        import compileall
+
+        compileall.compile_dir(Path(cli.__file__).parent, quiet=1)
+
+
 #: Monte Carlo tolerance (DESIGN.md): |estimate − theory| < Z · MCSE
 Z = 4.0
 
