@@ -454,6 +454,13 @@ def command() -> NoReturn:
         status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
         if not isinstance(stop.code, int | None):
             print(stop.code, file=sys.stderr)
+    except KeyboardInterrupt:  # a Ctrl-C outside a study's run (start-up, a sweep's end)
+        print(
+            "mlesim: interrupted; the chunks any run finished are kept in its run "
+            "directory's chunks/ for a resume",
+            file=sys.stderr,
+        )
+        status = 130
     if "mlesim.backends" in sys.modules:
         from mlesim.backends import run_finalisers
 

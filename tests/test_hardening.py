@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -210,3 +212,25 @@ def test_a_swallowed_ctrl_c_is_still_honoured():
         with pytest.raises(KeyboardInterrupt):
             raise_if_requested()
     raise_if_requested()  # outside the guard the record is gone
+
+
+def test_a_ctrl_c_during_start_up_is_one_line_and_status_130(tmp_path):
+    """A Ctrl-C before the run (here: while the schema is registered) ends the command
+    with one line and status 130, no traceback."""
+    probe = (
+        "import sys\n"
+        "import mlesim.config as config\n"
+        "def interrupted():\n"
+        "    raise KeyboardInterrupt\n"
+        "config.register_schema = interrupted\n"
+        "from mlesim.__main__ import command\n"
+        f"sys.argv = ['mlesim', 'n=[5]', 'hydra.run.dir={tmp_path / 'run'}']\n"
+        "command()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 130
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "mlesim: interrupted; the chunks any run finished are kept in its run directory's "
+        "chunks/ for a resume"
+    ]
