@@ -204,6 +204,12 @@ def check_fixed_option(model: Family, fixed: Any, key: str) -> dict[str, float]:
     return {k: float(v) for k, v in fixed.items()}
 
 
+def closed_form_family(model: Family) -> bool:
+    """Whether ``model`` is one of mlesim's closed-form families itself (its MLE a formula
+    of each row; a user's subclass defined elsewhere is not taken on trust)."""
+    return type(model).__module__ == "mlesim.families.closed_form"
+
+
 class HoldsFixed(Estimator):
     """An estimator with the ``fixed`` option: the parameters it holds at given values
     are not estimated (no kind of its own)."""
@@ -239,7 +245,7 @@ class MLE(HoldsFixed):
 
     @property
     def rowwise(self) -> bool:  # the closed-form families' MLEs and their SEs
-        return type(self.model).__module__ == "mlesim.families.closed_form"
+        return closed_form_family(self.model)
 
     def validate(self):
         self.fixed = check_fixed_option(self.model, self.fixed, f"{self.key}.fixed")
@@ -283,7 +289,7 @@ class MAP(HoldsFixed):
 
     @property
     def rowwise(self) -> bool:  # conjugate modes, or the closed-form MLE without a prior
-        closed = type(self.model).__module__ == "mlesim.families.closed_form"
+        closed = closed_form_family(self.model)
         return closed and (not self.prior or is_closed_form(self.model, self.prior))
 
     def validate(self):
