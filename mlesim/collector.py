@@ -9,8 +9,9 @@ the composed configuration, the study — into the permanent generation, which l
 collections skip (:func:`resume`, ``gc.freeze``), and turns the collector back on for
 the rest of the run (a sweep's submitting process turns it on when the sweep starts:
 :class:`mlesim.sweep.SweepReport`). Measured on ``experiment=variance_bias`` (six runs each,
-alternating, medians): start-up 0.90 → 0.75 s and the whole command 2.23 → 1.98 s; with
-the collector off for the whole run it was 1.95 s. Helper processes forked after
+alternating, medians, on a machine where mlesim's own modules were compiled from source
+in every process): start-up 0.90 → 0.75 s and the whole command 2.23 → 1.98 s; with the
+collector off for the whole run it was 1.95 s. Helper processes forked after
 :func:`resume` inherit the frozen objects, which the collector then does not touch (no
 copy-on-write of their pages).
 
